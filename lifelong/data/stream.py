@@ -1,0 +1,127 @@
+"""Streams: domains in order, plus optional core (replay) and canary files (DESIGN §2).
+
+`load_stream` accepts a built-in stream name, a `stream.yaml`, or a folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from lifelong.data.records import Domain, load_domain
+from lifelong.errors import InputError
+
+STREAM_FILE = "stream.yaml"
+SPECIAL_FILES = {"core.jsonl", "canary.jsonl"}
+BUILTIN_DIR = Path(__file__).parent / "builtin"
+
+
+@dataclass
+class Stream:
+    name: str
+    domains: list[Domain]
+    core: Domain | None = None
+    canary: Domain | None = None
+
+    @property
+    def domain_names(self) -> list[str]:
+        return [domain.name for domain in self.domains]
+
+
+def builtin_streams() -> dict[str, Path]:
+    """Built-in stream names and the folders that hold them (prepared ones included)."""
+    from lifelong.data import prepared
+
+    streams = {path.name: path for path in sorted(BUILTIN_DIR.iterdir()) if path.is_dir()}
+    streams.update(prepared.available_streams())
+    return streams
+
+
+def _resolve_builtin(name: str) -> Path:
+    from lifelong.data import prepared
+
+    streams = builtin_streams()
+    if name in streams:
+        return streams[name]
+    if name in prepared.PREPARABLE:
+        raise InputError(name, "built-in stream is not prepared yet; run `lifelong data prepare` first")
+    known = ", ".join(sorted(set(streams) | set(prepared.PREPARABLE)))
+    raise InputError(name, f"no such stream: not a file, a folder or a built-in stream ({known})")
+
+
+def _load_stream_yaml(path: Path) -> Stream:
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise InputError(path, f"not valid YAML ({error})", mark.line + 1 if mark else None) from None
+    if not isinstance(spec, dict):
+        raise InputError(path, "must be a mapping with a 'domains' list")
+    unknown = set(spec) - {"domains", "core", "canary", "name"}
+    if unknown:
+        raise InputError(path, "unknown key (allowed: domains, core, canary, name)", field=sorted(unknown)[0])
+    domains = spec.get("domains")
+    if not isinstance(domains, list) or not domains or not all(isinstance(d, str) for d in domains):
+        raise InputError(path, "must be a non-empty list of file names", field="domains")
+    base = path.parent
+
+    def optional(key: str) -> Domain | None:
+        value = spec.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise InputError(path, "must be a file name", field=key)
+        return load_domain(base / value, name=key)
+
+    name = spec.get("name") or (base.name if path.name == STREAM_FILE else path.stem)
+    loaded = [load_domain(base / entry) for entry in domains]
+    return _checked(Stream(name=str(name), domains=loaded, core=optional("core"), canary=optional("canary")), path)
+
+
+def _load_folder(folder: Path) -> Stream:
+    if (folder / STREAM_FILE).is_file():
+        return _load_stream_yaml(folder / STREAM_FILE)
+    files = sorted(p for p in folder.glob("*.jsonl") if p.name not in SPECIAL_FILES)
+    if not files:
+        raise InputError(folder, "folder holds no domain files (*.jsonl) and no stream.yaml")
+
+    def optional(file_name: str, key: str) -> Domain | None:
+        path = folder / file_name
+        return load_domain(path, name=key) if path.is_file() else None
+
+    stream = Stream(
+        name=folder.name,
+        domains=[load_domain(path) for path in files],
+        core=optional("core.jsonl", "core"),
+        canary=optional("canary.jsonl", "canary"),
+    )
+    return _checked(stream, folder)
+
+
+def _checked(stream: Stream, source: Path) -> Stream:
+    seen: set[str] = set()
+    for domain in stream.domains:
+        if domain.name in seen:
+            raise InputError(source, f"domain name {domain.name!r} appears twice", field="domains")
+        seen.add(domain.name)
+        if not domain.eval_items:
+            raise InputError(domain.path or source, "domain has no eval questions to score it by")
+    if stream.canary is not None and not stream.canary.eval_items:
+        raise InputError(stream.canary.path or source, "canary file has no eval questions")
+    return stream
+
+
+def load_stream(spec: str | Path) -> Stream:
+    """Load a stream from a built-in name, a stream.yaml file, or a folder."""
+    path = Path(spec)
+    if path.is_dir():
+        return _load_folder(path)
+    if path.is_file():
+        if path.suffix in (".yaml", ".yml"):
+            return _load_stream_yaml(path)
+        raise InputError(path, "a stream is a stream.yaml file, a folder or a built-in name")
+    if path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
+        raise InputError(path, "stream file or folder not found")
+    return _load_folder(_resolve_builtin(str(spec)))
