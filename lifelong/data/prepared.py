@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 # Streams that `lifelong data prepare` can build, by name.
-PREPARABLE: tuple[str, ...] = ("five-domains",)
+PREPARABLE: tuple[str, ...] = ("five-domains", "five-domains-medium", "five-domains-large")
 
 
 def cache_dir() -> Path:

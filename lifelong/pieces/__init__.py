@@ -1,0 +1,20 @@
+"""Registry of pieces: the names config uses, and how to build each from the run config."""
+
+from __future__ import annotations
+
+from lifelong.errors import ConfigError
+from lifelong.pieces.base import Piece
+from lifelong.pieces.full_finetune import FullFinetune
+from lifelong.pieces.lora import Lora
+
+PIECES: dict[str, type[Piece]] = {cls.name: cls for cls in (FullFinetune, Lora)}
+
+
+def build_pieces(names: list[str], config) -> list[Piece]:
+    """Instantiate pieces by name, each with its own config section (`config.<name>`)."""
+    pieces = []
+    for name in names:
+        if name not in PIECES:
+            raise ConfigError(f"key 'pieces': unknown piece {name!r} (known: {', '.join(sorted(PIECES))})")
+        pieces.append(PIECES[name](getattr(config, name, None)))
+    return pieces

@@ -1,0 +1,3 @@
+from lifelong.cli import main
+
+main()

@@ -1,0 +1,122 @@
+"""The `lifelong` command line (DESIGN §2). Every flag overrides a config key."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lifelong.errors import LifelongError
+
+app = typer.Typer(help="Teach a language model a stream of domains without catastrophic forgetting.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Built-in data: fetch and build the built-in streams.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+ConfigArg = Annotated[Path | None, typer.Argument(help="YAML config file (optional).", show_default=False)]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="Model: smollm2-135m (embedded), tiny, "
+                                              "a Hugging Face id or a local folder.")]
+StreamOpt = Annotated[str | None, typer.Option("--stream", help="Built-in stream name, stream.yaml or folder.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Output folder (default runs/<stream>-<condition>-seed<N>).")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="One seed for data order, initialisation, sampling.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override any config key: --set training.lr=1e-4")]
+
+
+def _overrides(sets: list[str] | None, **flags) -> dict:
+    from lifelong.config import deep_merge, parse_assignment
+
+    merged: dict = {}
+    for assignment in sets or []:
+        merged = deep_merge(merged, parse_assignment(assignment))
+    return deep_merge(merged, {key: value for key, value in flags.items() if value is not None})
+
+
+@app.command()
+def run(config: ConfigArg = None, model: ModelOpt = None, stream: StreamOpt = None,
+        condition: Annotated[str | None, typer.Option("--condition", help="Condition preset: a (full "
+                             "fine-tuning) or b (LoRA).")] = None,
+        out: OutOpt = None, seed: SeedOpt = None, set_: SetOpt = None) -> None:
+    """Learn a stream of domains, scoring every domain before training and after each one."""
+    from lifelong.config import load_config
+    from lifelong.experiment import Experiment
+
+    overrides = _overrides(set_, model=model, stream=stream, condition=condition,
+                           out=str(out) if out else None, seed=seed)
+    results = Experiment(load_config(config, overrides)).run()
+    _print_metrics(results)
+
+
+@app.command()
+def compare(config: ConfigArg = None,
+            conditions: Annotated[str, typer.Option("--conditions", help="Comma-separated conditions.")] = "a,b",
+            out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("runs/compare"),
+            model: ModelOpt = None, stream: StreamOpt = None, seed: SeedOpt = None,
+            set_: SetOpt = None) -> None:
+    """Run one experiment per condition and write one report that sets them side by side."""
+    from lifelong.compare import run_compare
+
+    names = [c.strip() for c in conditions.split(",") if c.strip()]
+    run_compare(config, names, out, _overrides(set_, model=model, stream=stream, seed=seed))
+
+
+@app.command("eval")
+def evaluate(model: ModelOpt = None,
+             checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="A run's output folder or "
+                                                             "a saved model folder.")] = None,
+             stream: StreamOpt = None, out: OutOpt = None, config: Annotated[Path | None, typer.Option(
+                 "--config", help="YAML config for evaluation settings.")] = None,
+             set_: SetOpt = None) -> None:
+    """Score a model (or a run's latest checkpoint) on every domain of a stream."""
+    from lifelong.config import load_config
+    from lifelong.evaluate import evaluate_model
+
+    cfg = load_config(config, _overrides(set_, model=model, stream=stream))
+    results = evaluate_model(cfg, checkpoint=checkpoint, out=out)
+    row = results["accuracy_matrix"][0]
+    for name, score in zip(results["domains"], row, strict=True):
+        typer.echo(f"{name}\t{score:.3f}")
+    if results["canary"]:
+        typer.echo(f"canary\t{results['canary'][0]:.3f}")
+
+
+@app.command()
+def report(directory: Annotated[Path, typer.Argument(help="A run's or a comparison's output folder.")]) -> None:
+    """Rebuild report.html from results.json and log.jsonl (or compare.json)."""
+    from lifelong.compare import rebuild_report
+
+    typer.echo(str(rebuild_report(directory)))
+
+
+@data_app.command("prepare")
+def data_prepare(size: Annotated[str, typer.Option("--size", help="small, medium or large.")] = "small",
+                 seed: Annotated[int, typer.Option("--seed", help="Seed for every sampling choice.")] = 0,
+                 force: Annotated[bool, typer.Option("--force", help="Rebuild even if prepared.")] = False) -> None:
+    """Download the source packages and build the built-in streams into the cache."""
+    try:
+        from lifelong.data.prepare import prepare_streams
+    except ImportError:
+        raise LifelongError("data prepare: the built-in five-domain stream is not available in this "
+                            "version; the example stream ships with the package") from None
+    for name, path in prepare_streams(size=size, seed=seed, force=force).items():
+        typer.echo(f"{name}\t{path}")
+
+
+def _print_metrics(results: dict) -> None:
+    for key, value in (results.get("metrics") or {}).items():
+        if isinstance(value, float):
+            typer.echo(f"{key}\t{value:.3f}")
+        elif value is not None:
+            typer.echo(f"{key}\t{value}")
+
+
+def main() -> None:
+    try:
+        app()
+    except LifelongError as error:
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: run the same command again to resume", err=True)
+        sys.exit(130)

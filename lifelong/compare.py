@@ -1,0 +1,50 @@
+"""`lifelong compare`: one run per condition, one report that sets them side by side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lifelong import checkpoint
+from lifelong.config import load_config
+from lifelong.errors import InputError, LifelongError
+from lifelong.experiment import Experiment
+from lifelong.report import write_compare_report, write_run_report
+
+
+def run_compare(config_path: Path | None, conditions: list[str], out: Path, overrides: dict) -> dict:
+    """Runs each condition into out/<condition>/ and writes compare.json and report.html."""
+    if not conditions:
+        raise LifelongError("--conditions: name at least one condition, e.g. a,b")
+    if out.exists() and not out.is_dir():
+        raise LifelongError(f"{out}: output folder is a file")
+    configs = {c: load_config(config_path, {**overrides, "condition": c, "out": str(out / c)})
+               for c in conditions}  # validate every condition before the first hour of training
+    results = {c: Experiment(cfg).run() for c, cfg in configs.items()}
+    write_compare(out, results)
+    return results
+
+
+def write_compare(out: Path, results: dict[str, dict]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {c: {"metrics": r["metrics"], "domains": r["domains"], "accuracy_matrix": r["accuracy_matrix"],
+                   "canary": r["canary"]} for c, r in results.items()}
+    checkpoint.write_json(out / "compare.json", summary)
+    write_compare_report(out, results)
+
+
+def rebuild_report(directory: Path) -> Path:
+    """report.html from results.json (a run) or from the runs named in compare.json."""
+    if (directory / "compare.json").is_file():
+        conditions = json.loads((directory / "compare.json").read_text(encoding="utf-8"))
+        results = {c: _read_results(directory / c) for c in conditions}
+        write_compare_report(directory, results)
+        return directory / "report.html"
+    return write_run_report(directory)
+
+
+def _read_results(folder: Path) -> dict:
+    path = folder / "results.json"
+    if not path.is_file():
+        raise InputError(path, "results.json not found")
+    return json.loads(path.read_text(encoding="utf-8"))

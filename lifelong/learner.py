@@ -1,0 +1,75 @@
+"""The Learner: a model, its tokenizer, and the pieces that decide how it learns (DESIGN §4)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from accelerate import Accelerator
+
+from lifelong.config import PromptConfig, RunConfig
+from lifelong.data.records import Domain, QAItem
+from lifelong.evaluation import prompts
+from lifelong.pieces.base import Piece, trainable_parameters
+from lifelong.training import Example, RoundStats, TrainingLoop
+
+
+def plain_examples(domain: Domain, prompt: PromptConfig, with_questions: bool) -> list[Example]:
+    """The domain as it comes: its documents, plus its practice (split=train) questions."""
+    examples = [Example(text=doc.text, source="document") for doc in domain.documents]
+    if with_questions:
+        examples += [
+            Example(prompt=prompt.template.format(question=item.question),
+                    text=prompts.answer_continuation(item.answer) + "\n", source="question")
+            for item in domain.train_items if isinstance(item, QAItem)
+        ]
+    return examples
+
+
+class Learner:
+    """Owns the model; `learn(domain)` runs one learning round through the pieces' hooks."""
+
+    def __init__(self, model, tokenizer, pieces: Sequence[Piece], config: RunConfig,
+                 accelerator: Accelerator | None = None, log: Callable[[dict], None] = lambda event: None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.pieces = list(pieces)
+        self.config = config
+        self.accelerator = accelerator or Accelerator(cpu=str(model.device) == "cpu")
+        self.log = log
+        self.loop = TrainingLoop(config.training, self.accelerator, log, progress=config.evaluation.progress)
+        for piece in self.pieces:
+            piece.attach(self)
+
+    def examples(self, domain: Domain) -> list[Example]:
+        examples = plain_examples(domain, self.config.evaluation.prompt, self.config.training.train_questions)
+        for piece in self.pieces:
+            examples = piece.examples(domain, examples)
+        return examples
+
+    def param_groups(self) -> list[dict]:
+        params = [p for _, p in trainable_parameters(self.model)]
+        groups = [{"params": params, "lr": self.config.training.lr}]
+        for piece in self.pieces:
+            groups = piece.param_groups(self.model, groups)
+        return [group for group in groups if group["params"]]
+
+    def learn(self, domain: Domain, seed: int,
+              on_checkpoint: Callable[[int], None] | None = None) -> RoundStats:
+        """One learning round on `domain` (DESIGN §4 steps 1-4)."""
+        for piece in self.pieces:
+            piece.before_round(domain)
+        examples = self.examples(domain)
+        stats = self.loop.run(self.model, self.tokenizer, examples, self.param_groups(), self.pieces,
+                              seed=seed, domain=domain.name, on_checkpoint=on_checkpoint)
+        self.model = self.accelerator.unwrap_model(self.model)
+        for piece in self.pieces:
+            piece.after_round(domain)
+        return stats
+
+    def pieces_state(self) -> dict:
+        return {piece.name: piece.state_dict() for piece in self.pieces}
+
+    def load_pieces_state(self, state: dict) -> None:
+        for piece in self.pieces:
+            if piece.name in state:
+                piece.load_state_dict(state[piece.name])

@@ -1,0 +1,63 @@
+"""The piece interface (DESIGN §4): one technique, a few optional hooks.
+
+The training loop calls these hooks and knows no technique by name. Every hook has a
+do-nothing default, so a piece implements only what it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from lifelong.data.records import Domain
+    from lifelong.learner import Learner
+    from lifelong.training import Example
+
+
+class Piece:
+    """Base class of every technique. `name` is the key it is selected by in config."""
+
+    name: str = ""
+
+    def __init__(self, options: Any = None):
+        self.options = options
+        self.learner: Learner | None = None
+
+    def attach(self, learner: Learner) -> None:
+        """Called once when the learner is built; may wrap or replace `learner.model`."""
+        self.learner = learner
+
+    def examples(self, domain: Domain, examples: list[Example]) -> list[Example]:
+        """Turn a domain into training examples; pieces are chained in order."""
+        return examples
+
+    def param_groups(self, model: torch.nn.Module, groups: list[dict]) -> list[dict]:
+        """Adjust optimizer parameter groups (learning rates, frozen layers)."""
+        return groups
+
+    def before_round(self, domain: Domain) -> None:
+        """Called before the round's training loop starts."""
+
+    def before_step(self, step: int) -> None:
+        """Called before each optimizer step (schedules such as gradual unfreezing)."""
+
+    def penalty(self, model: torch.nn.Module) -> torch.Tensor | None:
+        """An extra loss term added to the training loss (e.g. EWC)."""
+        return None
+
+    def after_round(self, domain: Domain) -> None:
+        """Called after the round (update Fisher information, replay buffer, merge adapters)."""
+
+    def state_dict(self) -> dict:
+        """Everything the piece needs to resume; tensors are allowed."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Inverse of state_dict."""
+
+
+def trainable_parameters(model: torch.nn.Module) -> Iterable[tuple[str, torch.nn.Parameter]]:
+    return ((name, p) for name, p in model.named_parameters() if p.requires_grad)

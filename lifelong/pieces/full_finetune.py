@@ -1,0 +1,14 @@
+"""Full fine-tuning: every weight is trainable (condition a, the naive baseline)."""
+
+from __future__ import annotations
+
+from lifelong.pieces.base import Piece
+
+
+class FullFinetune(Piece):
+    name = "full_finetune"
+
+    def attach(self, learner) -> None:
+        super().attach(learner)
+        for parameter in learner.model.parameters():
+            parameter.requires_grad_(True)

@@ -1,0 +1,427 @@
+"""Self-contained HTML reports for a run (results.json + log.jsonl) and for a comparison of conditions.
+
+The pages open offline: plotly.js is embedded inline once per page, and nothing is fetched from a CDN.
+Every plot is a ``<div class="lifelong-plot" data-kind="...">`` drawn by ``Plotly.newPlot``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+
+from lifelong.errors import InputError
+
+# (key in results.json -> metrics, label from DESIGN §3)
+METRICS: list[tuple[str, str]] = [
+    ("average_accuracy", "average accuracy"),
+    ("learning_accuracy", "learning accuracy"),
+    ("forgetting", "forgetting"),
+    ("bwt", "backward transfer"),
+    ("fwt", "forward transfer"),
+    ("general_retention", "general retention"),
+    ("worst_general_retention", "worst general retention"),
+    ("learning_efficiency", "learning efficiency"),
+    ("self_teaching_quality", "self-teaching quality"),
+]
+# the metrics charted side by side in the compare report
+COMPARE_CHART_METRICS = ["average_accuracy", "forgetting", "general_retention"]
+PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
+       margin: 0 auto; max-width: 1100px; padding: 1.5em; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.6em 0; }
+th, td { border: 1px solid #ddd; padding: 0.3em 0.7em; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.meta { color: #555; } .meta b { color: #222; } .note { color: #666; font-style: italic; }
+pre { background: #f7f7f7; padding: 0.7em; overflow-x: auto; white-space: pre-wrap; }
+.lifelong-plot { width: 100%; }
+"""
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(value: Any) -> float | None:
+    """A finite float, or None for null / missing / non-numeric / NaN."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.3f}" if math.isfinite(value) else "n/a"
+    return str(value)
+
+
+def _fmt_metric(value: Any, domains: list[str]) -> str:
+    """One metric value as text; per-domain lists become 'domain: value' pairs."""
+    if isinstance(value, list):
+        names = domains + [f"#{i + 1}" for i in range(len(domains), len(value))]
+        return ", ".join(f"{name}: {_fmt(v)}" for name, v in zip(names, value, strict=False)) or "n/a"
+    return _fmt(value)
+
+
+def _domains(results: dict) -> list[str]:
+    return [str(d) for d in results.get("domains") or []]
+
+
+def _matrix(results: dict) -> list[list[float | None]]:
+    """The accuracy matrix's existing rows, each padded/truncated to the number of domains."""
+    width = len(_domains(results))
+    rows = results.get("accuracy_matrix") or []
+    out = []
+    for row in rows:
+        cells = [_num(v) for v in (row or [])][:width]
+        out.append(cells + [None] * (width - len(cells)))
+    return out
+
+
+def _row_labels(domains: list[str], n_rows: int) -> list[str]:
+    labels = []
+    for i in range(n_rows):
+        if i == 0:
+            labels.append("before")
+        else:
+            label = f"after {domains[i - 1]}" if i - 1 < len(domains) else f"after #{i}"
+            labels.append(f"{label} (#{i})" if label in labels else label)  # plotly merges equal labels
+    return labels
+
+
+def _canary(results: dict) -> list[float | None] | None:
+    """Canary scores per row, or None when the stream has no canary (null or all-null)."""
+    canary = results.get("canary")
+    if not isinstance(canary, list):
+        return None
+    values = [_num(v) for v in canary]
+    return values if any(v is not None for v in values) else None
+
+
+def _final_scores(results: dict) -> tuple[str, list[float | None]]:
+    """The last matrix row with any score, with its label (a partial run's latest state)."""
+    matrix = _matrix(results)
+    labels = _row_labels(_domains(results), len(matrix))
+    for label, row in reversed(list(zip(labels, matrix, strict=True))):
+        if any(v is not None for v in row):
+            return label, row
+    return "none", [None] * len(_domains(results))
+
+
+def _table(header: list[str], rows: list[list[str]], numeric_from: int = 1) -> str:
+    """An HTML table; cells are already-escaped HTML. Columns from ``numeric_from`` are right-aligned."""
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="num">{c}</td>' if i >= numeric_from else f"<td>{c}</td>"
+                         for i, c in enumerate(row)) + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# ---------------------------------------------------------------- figures (one helper per kind)
+
+
+def _plot_div(fig: go.Figure, kind: str, div_id: str) -> str:
+    """A div plus the script that draws ``fig`` into it (plotly.js itself is embedded once per page)."""
+    spec = json.loads(pio.to_json(fig, validate=False))
+    payload = json.dumps(
+        {"data": spec.get("data", []), "layout": spec.get("layout", {}), "config": PLOT_CONFIG}
+    ).replace("<", "\\u003c")  # no '</script>' can close the tag early
+    return (
+        f'<div id="{_esc(div_id)}" class="lifelong-plot" data-kind="{_esc(kind)}"></div>\n'
+        f"<script>(function(){{var s={payload};"
+        f'Plotly.newPlot("{_esc(div_id)}",s.data,s.layout,s.config);}})();</script>'
+    )
+
+
+def _layout(fig: go.Figure, title: str, height: int = 400, **kwargs: Any) -> go.Figure:
+    kwargs.setdefault("margin", {"l": 60, "r": 30, "t": 60, "b": 60})
+    fig.update_layout(title=title, template="plotly_white", height=height, **kwargs)
+    return fig
+
+
+def _heatmap_fig(results: dict, title: str) -> go.Figure:
+    domains, matrix = _domains(results), _matrix(results)
+    text = [["" if v is None else f"{v:.2f}" for v in row] for row in matrix]
+    fig = go.Figure(go.Heatmap(
+        z=matrix, x=domains, y=_row_labels(domains, len(matrix)), text=text, texttemplate="%{text}",
+        zmin=0, zmax=1, colorscale="RdYlGn", colorbar={"title": {"text": "score"}},
+        hovertemplate="%{y}<br>%{x}: %{z:.3f}<extra></extra>",
+    ))
+    fig.update_yaxes(autorange="reversed", title="model state")
+    fig.update_xaxes(side="top")
+    return _layout(fig, f"{title} (columns: domain evaluated)", height=max(260, 130 + 50 * len(matrix)),
+                   margin={"l": 110, "r": 30, "t": 100, "b": 20})
+
+
+def _lines_fig(x: list, series: dict[str, list], title: str, xtitle: str, ytitle: str,
+               markers: bool = True, yrange: list | None = None) -> go.Figure:
+    mode = "lines+markers" if markers else "lines"
+    fig = go.Figure([go.Scatter(x=x, y=ys, name=name, mode=mode) for name, ys in series.items()])
+    fig.update_xaxes(title=xtitle)
+    fig.update_yaxes(title=ytitle, range=yrange)
+    return _layout(fig, title, legend={"title": {"text": ""}})
+
+
+def _xy_lines_fig(series: dict[str, tuple[list, list]], title: str, xtitle: str, ytitle: str) -> go.Figure:
+    """Lines whose x values differ per series (e.g. loss per domain over global steps)."""
+    fig = go.Figure([go.Scatter(x=xs, y=ys, name=name, mode="lines") for name, (xs, ys) in series.items()])
+    fig.update_xaxes(title=xtitle)
+    fig.update_yaxes(title=ytitle)
+    return _layout(fig, title)
+
+
+def _bars_fig(categories: list[str], groups: dict[str, list], title: str, ytitle: str) -> go.Figure:
+    fig = go.Figure([
+        go.Bar(x=categories, y=ys, name=name, text=[_fmt(v) if v is not None else "" for v in ys],
+               textposition="outside")
+        for name, ys in groups.items()
+    ])
+    fig.update_yaxes(title=ytitle)
+    return _layout(fig, title, barmode="group", legend={"title": {"text": "condition"}})
+
+
+# ---------------------------------------------------------------- page pieces
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{_esc(title)}</title><style>{CSS}</style>"
+        f'<script type="text/javascript">{get_plotlyjs()}</script>'
+        f"</head><body>\n{body}\n</body></html>\n"
+    )
+
+
+def _metrics_table(results: dict) -> str:
+    metrics, domains = results.get("metrics") or {}, _domains(results)
+    rows = [[_esc(label), f"<code>{_esc(key)}</code>", _esc(_fmt_metric(metrics.get(key), domains))]
+            for key, label in METRICS]
+    return _table(["metric", "key", "value"], rows, numeric_from=2)
+
+
+def _header(results: dict) -> str:
+    config = results.get("config") if isinstance(results.get("config"), dict) else {}
+    items = [("model", results.get("model")), ("condition", results.get("condition")),
+             ("stream", config.get("stream")), ("domains", " → ".join(_domains(results)) or None),
+             ("seed", results.get("seed", config.get("seed")))]
+    timing = results.get("timing")
+    if isinstance(timing, dict):
+        items += [(f"time: {k}", _fmt(v)) for k, v in timing.items() if not isinstance(v, (dict, list))]
+    meta = "<br>".join(f"<b>{_esc(k)}</b>: {_esc(v)}" for k, v in items if v not in (None, ""))
+    return f"<h1>lifelong run report</h1><p class=\"meta\">{meta}</p>"
+
+
+def _canary_section(results: dict) -> str:
+    canary = _canary(results)
+    if canary is None:
+        return '<h2>Canary (general ability)</h2><p class="note">This stream has no canary.</p>'
+    labels = _row_labels(_domains(results), len(canary))
+    fig = _lines_fig(labels, {"canary": canary}, "Canary score over the stream", "model state",
+                     "score", yrange=[0, 1.05])
+    return "<h2>Canary (general ability)</h2>" + _plot_div(fig, "canary", "plot-canary")
+
+
+def _train_series(log_records: list[dict]) -> dict[str, tuple[list, list]]:
+    """Loss per domain against a global step; step counters that restart (per domain) are offset."""
+    series: dict[str, tuple[list, list]] = {}
+    offset, prev = 0.0, None
+    for rec in log_records:
+        loss = _num(rec.get("loss"))
+        if rec.get("event") != "train" or loss is None:
+            continue
+        step = _num(rec.get("step"))
+        step = (prev or 0.0) + 1 if step is None else step
+        if prev is not None and step < prev:
+            offset += prev
+        prev = step
+        xs, ys = series.setdefault(str(rec.get("domain", "training")), ([], []))
+        xs.append(step + offset)
+        ys.append(loss)
+    return series
+
+
+def _loss_section(log_records: list[dict]) -> str:
+    series = _train_series(log_records)
+    if not series:
+        return '<h2>Training loss</h2><p class="note">No training points in log.jsonl.</p>'
+    fig = _xy_lines_fig(series, "Training loss", "optimizer step", "loss")
+    return "<h2>Training loss</h2>" + _plot_div(fig, "loss", "plot-loss")
+
+
+def _events_section(log_records: list[dict]) -> str:
+    events = [r for r in log_records if r.get("event") not in ("train", "eval", None)]
+    if not events:
+        return ""
+    keys = ["event"] + sorted({k for r in events for k in r} - {"event"})
+    rows = [[_esc(_fmt(r.get(k, ""))) for k in keys] for r in events]
+    return "<h2>Events</h2>" + _table(keys, rows, numeric_from=len(keys))
+
+
+def _prompts_section(results: dict) -> str:
+    prompts = results.get("prompts")
+    if not prompts:
+        return ""
+    if not isinstance(prompts, dict):
+        prompts = {"prompt": prompts}
+    blocks = "".join(
+        f"<h3>{_esc(name)}</h3><pre>{_esc(t if isinstance(t, str) else json.dumps(t, indent=2))}</pre>"
+        for name, t in prompts.items()
+    )
+    return "<h2>Scoring prompts</h2>" + blocks
+
+
+def _config_section(results: dict) -> str:
+    config = results.get("config")
+    if not config:
+        return ""
+    text = json.dumps(config, indent=2, sort_keys=True, default=str)
+    return f"<h2>Config</h2><details><summary>resolved config</summary><pre>{_esc(text)}</pre></details>"
+
+
+def _curves_section(results: dict) -> str:
+    domains, matrix = _domains(results), _matrix(results)
+    series = {d: [row[j] for row in matrix] for j, d in enumerate(domains)}
+    fig = _lines_fig(_row_labels(domains, len(matrix)), series, "Per-domain score over the stream",
+                     "model state", "score", yrange=[0, 1.05])
+    return "<h2>Per-domain scores over the stream</h2>" + _plot_div(fig, "curves", "plot-curves")
+
+
+# ---------------------------------------------------------------- public API
+
+
+def render_run_report(results: dict, log_records: list[dict]) -> str:
+    """The full HTML page for one run (results.json contents + log.jsonl records)."""
+    records = [r for r in log_records or [] if isinstance(r, dict)]
+    heat = _plot_div(_heatmap_fig(results, "Accuracy matrix"), "heatmap", "plot-heatmap")
+    body = "\n".join([
+        _header(results),
+        "<h2>Metrics</h2>" + _metrics_table(results),
+        "<h2>Accuracy matrix</h2>" + heat,
+        _curves_section(results),
+        _canary_section(results),
+        _loss_section(records),
+        _events_section(records),
+        _prompts_section(results),
+        _config_section(results),
+    ])
+    title = f"lifelong run: {results.get('model', '?')} / condition {results.get('condition', '?')}"
+    return _page(title, body)
+
+
+def _compare_metrics_table(compare: dict[str, dict]) -> str:
+    names = list(compare)
+    rows = []
+    for key, label in METRICS:
+        cells = [_fmt_metric((res.get("metrics") or {}).get(key), _domains(res)) for res in compare.values()]
+        rows.append([_esc(label)] + [_esc(c) for c in cells])
+    return _table(["metric"] + [_esc(n) for n in names], rows)
+
+
+def _compare_charts(compare: dict[str, dict]) -> str:
+    labels = dict(METRICS)
+    groups = {name: [_num((res.get("metrics") or {}).get(k)) for k in COMPARE_CHART_METRICS]
+              for name, res in compare.items()}
+    summary = _bars_fig([labels[k] for k in COMPARE_CHART_METRICS], groups, "Key metrics by condition",
+                        "value")
+    domains = list(dict.fromkeys(d for res in compare.values() for d in _domains(res)))
+    finals = {}
+    for name, res in compare.items():
+        label, row = _final_scores(res)
+        scores = dict(zip(_domains(res), row, strict=True))
+        finals[f"{name} ({label})"] = [scores.get(d) for d in domains]
+    per_domain = _bars_fig(domains, finals, "Final score per domain, by condition", "score")
+    return (
+        "<h2>Key metrics</h2>" + _plot_div(summary, "bars", "plot-compare-metrics")
+        + "<h2>Final per-domain scores</h2>" + _plot_div(per_domain, "bars", "plot-compare-domains")
+    )
+
+
+def render_compare_report(compare: dict[str, dict]) -> str:
+    """The HTML page comparing conditions: ``compare`` maps condition name -> its results dict."""
+    models = sorted({str(r.get("model")) for r in compare.values() if r.get("model")})
+    meta = (f"<b>model</b>: {_esc(', '.join(models) or 'n/a')}<br>"
+            f"<b>conditions</b>: {_esc(', '.join(compare))}")
+    heatmaps = "".join(
+        _plot_div(_heatmap_fig(res, f"Accuracy matrix: {name}"), "heatmap", f"plot-heatmap-{i}")
+        for i, (name, res) in enumerate(compare.items())
+    )
+    body = "\n".join([
+        f'<h1>lifelong comparison</h1><p class="meta">{meta}</p>',
+        "<h2>Metrics</h2>" + _compare_metrics_table(compare),
+        _compare_charts(compare),
+        "<h2>Accuracy matrices</h2>" + heatmaps,
+    ])
+    return _page("lifelong comparison: " + ", ".join(compare), body)
+
+
+def _write_atomic(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # a unique name in the same folder (so os.replace is atomic); open() keeps the umask's permissions
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_log(path: Path) -> list[dict]:
+    """log.jsonl records; blank, truncated or non-object lines (a run still writing) are skipped."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            records.append(rec)
+    return records
+
+
+def write_run_report(out_dir: Path, results: dict | None = None) -> Path:
+    """Write ``out_dir/report.html`` from ``results`` (default: results.json there) and its log.jsonl."""
+    out_dir = Path(out_dir)
+    if results is None:
+        path = out_dir / "results.json"
+        if not path.exists():
+            raise InputError(path, "no results.json in this folder (is it a run's output folder?)")
+        try:
+            results = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise InputError(path, f"not valid JSON: {e.msg}", line=e.lineno) from None
+        if not isinstance(results, dict):
+            raise InputError(path, "expected a JSON object")
+    page = render_run_report(results, read_log(out_dir / "log.jsonl"))
+    return _write_atomic(out_dir / "report.html", page)
+
+
+def write_compare_report(out_dir: Path, compare: dict[str, dict]) -> Path:
+    """Write ``out_dir/report.html`` comparing the conditions in ``compare``."""
+    return _write_atomic(Path(out_dir) / "report.html", render_compare_report(compare))
