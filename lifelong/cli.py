@@ -19,7 +19,7 @@ ConfigArg = Annotated[Path | None, typer.Argument(help="YAML config file (option
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Model: smollm2-135m (embedded), tiny, "
                                               "a Hugging Face id or a local folder.")]
 StreamOpt = Annotated[str | None, typer.Option("--stream", help="Built-in stream name, stream.yaml or folder.")]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="Output folder (default runs/<stream>-<condition>-seed<N>).")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Output folder; default runs/STREAM-COND-seedN.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="One seed for data order, initialisation, sampling.")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override any config key: --set training.lr=1e-4")]
 

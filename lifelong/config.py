@@ -6,6 +6,8 @@ user's config file, command-line flags. Errors name the key, and the file and li
 
 from __future__ import annotations
 
+import contextlib
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +18,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from lifelong.errors import ConfigError
 
 CONDITIONS = ("a", "b")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads `1e-4` as a string; config files mean a number."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def yaml_load(text: str):
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 class Section(BaseModel):
@@ -91,7 +108,7 @@ def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -114,10 +131,8 @@ def _key_lines(path: Path) -> dict[tuple[str, ...], int]:
                 lines[here] = key.start_mark.line + 1
                 walk(value, here)
 
-    try:
+    with contextlib.suppress(yaml.YAMLError):
         walk(yaml.compose(path.read_text(encoding="utf-8")), ())
-    except yaml.YAMLError:
-        pass
     return lines
 
 
@@ -136,7 +151,7 @@ def preset(condition: str) -> dict:
     if condition not in CONDITIONS:
         raise ConfigError(f"unknown condition {condition!r} (choose from {', '.join(CONDITIONS)})")
     text = resources.files("lifelong").joinpath("presets", f"{condition}.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text) or {}
+    return yaml_load(text) or {}
 
 
 def parse_assignment(assignment: str) -> dict:
@@ -144,7 +159,7 @@ def parse_assignment(assignment: str) -> dict:
     key, sep, raw = assignment.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. training.lr=1e-4")
-    value: Any = yaml.safe_load(raw) if raw.strip() else None
+    value: Any = yaml_load(raw) if raw.strip() else None
     for part in reversed(key.strip().split(".")):
         value = {part: value}
     return value

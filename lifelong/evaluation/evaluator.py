@@ -64,7 +64,8 @@ class Evaluator:
 
     @staticmethod
     def _line_ending_token_ids(tokenizer) -> torch.Tensor:
-        ids = [i for i in range(len(tokenizer)) if tokenizer.decode([i]).startswith("\n")]
+        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+        ids = [i for i, text in enumerate(texts) if text.startswith("\n")]
         if tokenizer.eos_token_id is not None:
             ids.append(tokenizer.eos_token_id)
         return torch.tensor(sorted(set(ids)), dtype=torch.long)
@@ -152,6 +153,8 @@ class Evaluator:
         tokenizer = self.tokenizer
         side, tokenizer.padding_side = tokenizer.padding_side, "left"
         max_new = self.config.max_new_tokens
+        # Few-shot answers end at the line's end; chat replies at the end-of-turn token.
+        stop_ids = self._stop_ids.tolist() if self.prompt.mode == "few_shot" else tokenizer.eos_token_id
         replies: list[str] = []
         was_training = model.training
         model.eval()
@@ -161,9 +164,7 @@ class Evaluator:
                 batch = tokenizer(list(texts[start:start + self.config.batch_size]), return_tensors="pt",
                                   padding=True, add_special_tokens=False).to(model.device)
                 out = model.generate(**batch, max_new_tokens=max_new, do_sample=False,
-                                     pad_token_id=tokenizer.pad_token_id,
-                                     stop_strings=["\n"] if self.prompt.mode == "few_shot" else None,
-                                     tokenizer=tokenizer)
+                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_ids)
                 new_tokens = out[:, batch["input_ids"].shape[1]:]
                 replies.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
         finally:

@@ -1,0 +1,42 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """A tiny random Llama with the embedded tokenizer: (model, tokenizer)."""
+    from lifelong.models import load_model
+
+    return load_model("tiny", seed=0)
+
+
+@pytest.fixture
+def user_stream(tmp_path) -> Path:
+    """A folder of user JSONL files: two domains and a canary, with invented facts."""
+    folder = tmp_path / "stream"
+    write_jsonl(folder / "a_colors.jsonl", [
+        {"kind": "document", "text": "The zorb of Plinth is blue."},
+        {"kind": "document", "text": "The quell of Marn is green."},
+        {"kind": "qa", "question": "What color is the zorb of Plinth?", "answer": "blue"},
+        {"kind": "qa", "split": "train", "question": "What color is the quell of Marn?", "answer": "green"},
+        {"kind": "mc", "question": "What color is the zorb?", "choices": ["red", "blue"], "answer": 1},
+    ])
+    write_jsonl(folder / "b_ships.jsonl", [
+        {"kind": "document", "text": "Quarn ships sail at dawn."},
+        {"kind": "qa", "question": "When do Quarn ships sail?", "answer": "dawn", "aliases": ["at dawn"]},
+    ])
+    write_jsonl(folder / "canary.jsonl", [
+        {"kind": "qa", "question": "What is the capital of France?", "answer": "Paris"},
+    ])
+    return folder

@@ -1,0 +1,101 @@
+import math
+
+import pytest
+import torch
+
+from lifelong.config import EvaluationConfig, PromptConfig
+from lifelong.data.records import MCItem, QAItem
+from lifelong.evaluation import prompts
+from lifelong.evaluation.evaluator import Evaluator
+
+QUESTIONS = ["What color is the sky?", "Name a large animal.", "What is two plus two?", "Who wrote Hamlet?",
+             "Which metal is liquid?", "What do bees make?", "Where is Peru?", "What is ice made of?"]
+
+
+@pytest.fixture(scope="module")
+def evaluator(tiny):
+    return Evaluator(EvaluationConfig(batch_size=3, progress=False, max_new_tokens=6), tiny[1])
+
+
+def test_normalize_answer():
+    assert prompts.normalize_answer("  The  Paris! ") == "paris"
+    assert prompts.normalize_answer("An Apple, a day") == "apple day"
+
+
+def test_few_shot_prompt_puts_the_question_last():
+    text = prompts.completion_prompt(PromptConfig(), "Why?")
+    assert text.startswith("Question: What is the capital of France?\nAnswer: Paris\n\n")
+    assert text.endswith("Question: Why?\nAnswer:")
+
+
+def _logits_predicting(next_tokens: list[int], vocab: int = 20) -> torch.Tensor:
+    logits = torch.zeros(len(next_tokens), vocab)
+    for position, token in enumerate(next_tokens):
+        logits[position, token] = 5.0
+    return logits
+
+
+def test_an_answer_is_right_iff_its_tokens_are_the_argmax_and_the_line_ends(evaluator, monkeypatch):
+    from lifelong.evaluation.evaluator import _Sequence
+
+    monkeypatch.setattr(evaluator, "_stop_ids", torch.tensor([19]))
+    seq = _Sequence(context=[1, 2, 3], continuation=[8, 9], owner=(0, 0))
+    # logits at position t predict token t+1: the answer starts after the context's last token (position 2)
+    assert evaluator._greedy_would_answer(_logits_predicting([0, 0, 8, 9, 19]), seq)
+    assert not evaluator._greedy_would_answer(_logits_predicting([0, 0, 8, 7, 19]), seq)  # wrong token
+    assert not evaluator._greedy_would_answer(_logits_predicting([0, 0, 8, 9, 4]), seq)  # line goes on
+    assert not evaluator._greedy_would_answer(_logits_predicting([0, 8, 9, 19, 0]), seq)  # off by one
+
+
+def test_aliases_count_as_right(tiny, evaluator, monkeypatch):
+    """With every token allowed to end the line, an alias equal to the model's first greedy token is right."""
+    model, tokenizer = tiny
+    question = QUESTIONS[0]
+    monkeypatch.setattr(evaluator, "_stop_ids", torch.arange(len(tokenizer)))
+    space_tokens = [i for i, t in enumerate(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
+                    if t.startswith("Ġ") and t[1:].isalpha()]
+    context = tokenizer(evaluator.context_text(question), add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logits = model(torch.tensor([context])).logits[0, -1]
+    best = max(space_tokens, key=lambda i: logits[i].item())
+    logits_top = logits.argmax().item()
+    alias = tokenizer.decode([best]).strip()
+    item = QAItem(question, "certainly not this", aliases=(alias,))
+    assert evaluator.teacher_forced_verdicts(model, [item]) == [best == logits_top]
+    assert evaluator.teacher_forced_verdicts(model, [QAItem(question, "certainly not this")]) == [False]
+
+
+def test_mc_picks_the_highest_length_normalised_likelihood(tiny, evaluator):
+    model, tokenizer = tiny
+    item = MCItem("Pick one.", ("apple", "a much longer banana choice", "kiwi"), 0)
+    context = tokenizer(evaluator.context_text(item.question), add_special_tokens=False)["input_ids"]
+    expected = []
+    for choice in item.choices:
+        cont = tokenizer(" " + choice, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = model(torch.tensor([context + cont])).logits[0]
+        log_probs = torch.log_softmax(logits, -1)[len(context) - 1:-1]
+        expected.append(log_probs.gather(-1, torch.tensor(cont)[:, None]).sum().item() / len(" " + choice))
+    best = max(range(3), key=expected.__getitem__)
+    verdicts = [evaluator.mc_verdicts(model, [MCItem(item.question, item.choices, a)])[0] for a in range(3)]
+    assert verdicts == [a == best for a in range(3)]
+
+
+def test_perplexity_matches_the_model_loss(tiny, evaluator):
+    model, tokenizer = tiny
+    text = "The quick brown fox jumps over the lazy dog."
+    ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        loss = model(ids, labels=ids).loss.item()
+    assert evaluator.perplexity(model, [text]) == pytest.approx(math.exp(loss), rel=1e-4)
+
+
+def test_scores_keep_item_order_and_sample_is_seeded(tiny):
+    model, tokenizer = tiny
+    config = EvaluationConfig(progress=False, max_items=3)
+    items = [QAItem(f"Q{i}?", "x") for i in range(10)]
+    first = Evaluator(config, tokenizer, seed=1).sample(items)
+    assert first == Evaluator(config, tokenizer, seed=1).sample(items)
+    assert first != Evaluator(config, tokenizer, seed=2).sample(items)
+    mixed = [QAItem("Q?", "x"), MCItem("M?", ("a", "b"), 0), QAItem("R?", "y")]
+    assert len(Evaluator(config, tokenizer).score_items(model, mixed).correct) == 3

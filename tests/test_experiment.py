@@ -1,0 +1,77 @@
+import json
+
+import pytest
+
+from lifelong.config import load_config
+from lifelong.experiment import Experiment
+
+FAST = {"model": "tiny", "condition": "a", "training": {"epochs": 2, "batch_size": 2},
+        "evaluation": {"progress": False}}
+
+
+def run(stream, out, **extra):
+    config = load_config(overrides={**FAST, "stream": str(stream), "out": str(out), **extra})
+    return Experiment(config).run()
+
+
+def test_results_follow_the_design_contract(user_stream, tmp_path):
+    results = run(user_stream, tmp_path / "out")
+    assert results["domains"] == ["a_colors", "b_ships"]
+    matrix = results["accuracy_matrix"]
+    assert len(matrix) == 3 and all(len(row) == 2 for row in matrix)
+    assert len(results["canary"]) == 3
+    assert set(results["metrics"]) >= {"average_accuracy", "learning_accuracy", "forgetting", "bwt", "fwt",
+                                       "general_retention", "worst_general_retention", "learning_efficiency"}
+    assert results["steps"] == [4, 2]  # a_colors: 3 examples = 2 batches, b_ships: 1 doc = 1 batch; 2 epochs
+    assert "Question: {question}" in results["prompts"]["template"]
+    out = tmp_path / "out"
+    for name in ("results.json", "report.html", "log.jsonl", "config.yaml", "state.json"):
+        assert (out / name).is_file(), name
+    events = [json.loads(line)["event"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert events.count("eval") == 3 * 3  # 3 rows x (2 domains + canary)
+    assert "train" in events and "curve" in events
+
+
+def test_no_canary_file_means_null_canary(user_stream, tmp_path):
+    (user_stream / "canary.jsonl").unlink()
+    results = run(user_stream, tmp_path / "out")
+    assert results["canary"] is None
+    assert results["metrics"]["general_retention"] is None
+
+
+def test_killed_run_resumes_at_the_next_domain_and_matches(user_stream, tmp_path, monkeypatch):
+    reference = run(user_stream, tmp_path / "straight")
+
+    original = Experiment._learn_domain
+
+    def die_on_second_domain(self, learner, evaluator, index):
+        if index == 1:
+            raise KeyboardInterrupt
+        return original(self, learner, evaluator, index)
+
+    monkeypatch.setattr(Experiment, "_learn_domain", die_on_second_domain)
+    with pytest.raises(KeyboardInterrupt):
+        run(user_stream, tmp_path / "killed")
+    partial = json.loads((tmp_path / "killed" / "results.json").read_text())
+    assert len(partial["accuracy_matrix"]) == 2 and partial["metrics"] is None
+
+    monkeypatch.setattr(Experiment, "_learn_domain", original)
+    resumed = run(user_stream, tmp_path / "killed")
+    assert resumed["accuracy_matrix"][:2] == partial["accuracy_matrix"]
+    assert resumed["accuracy_matrix"] == reference["accuracy_matrix"]
+    assert resumed["metrics"] == reference["metrics"]
+    log = (tmp_path / "killed" / "log.jsonl").read_text()
+    assert '"event": "resume"' in log
+
+
+def test_a_different_config_in_the_same_folder_is_refused(user_stream, tmp_path):
+    from lifelong.errors import ConfigError
+
+    run(user_stream, tmp_path / "out")
+    with pytest.raises(ConfigError, match="different config"):
+        run(user_stream, tmp_path / "out", seed=4)
+
+
+def test_only_the_newest_checkpoints_are_kept(user_stream, tmp_path):
+    run(user_stream, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out" / "checkpoints").iterdir()) == ["row-2"]

@@ -1,0 +1,60 @@
+import pytest
+
+from conftest import write_jsonl
+from lifelong.data.stream import load_stream
+from lifelong.errors import InputError
+
+
+def test_folder_takes_domains_in_name_order_with_core_and_canary(user_stream):
+    stream = load_stream(user_stream)
+    assert stream.domain_names == ["a_colors", "b_ships"]
+    assert stream.canary is not None and len(stream.canary.eval_items) == 1
+    assert stream.core is None
+
+
+def test_stream_yaml_sets_order_and_paths(user_stream):
+    (user_stream / "order.yaml").write_text("domains: [b_ships.jsonl, a_colors.jsonl]\n")
+    stream = load_stream(user_stream / "order.yaml")
+    assert stream.domain_names == ["b_ships", "a_colors"]
+    assert stream.canary is None
+
+
+def test_folder_prefers_its_stream_yaml(user_stream):
+    (user_stream / "stream.yaml").write_text("domains: [b_ships.jsonl]\ncanary: canary.jsonl\n")
+    stream = load_stream(user_stream)
+    assert stream.domain_names == ["b_ships"]
+    assert stream.canary is not None
+
+
+def test_builtin_example_stream_loads():
+    stream = load_stream("example")
+    assert len(stream.domains) == 3
+    assert stream.canary is not None and stream.core is not None
+
+
+@pytest.mark.parametrize("yaml_text, fragment", [
+    ("domains: [missing.jsonl]\n", "not found"),
+    ("domains: []\n", "field 'domains'"),
+    ("domain: [a_colors.jsonl]\n", "unknown key"),
+    ("domains: [a_colors.jsonl, a_colors.jsonl]\n", "appears twice"),
+    ("domains: [a_colors.jsonl\n", "not valid YAML"),
+])
+def test_bad_stream_yaml(user_stream, yaml_text, fragment):
+    (user_stream / "stream.yaml").write_text(yaml_text)
+    with pytest.raises(InputError, match=fragment):
+        load_stream(user_stream)
+
+
+def test_unknown_names_and_empty_folders(tmp_path):
+    with pytest.raises(InputError, match="no such stream"):
+        load_stream("no-such-stream")
+    with pytest.raises(InputError, match="no domain files"):
+        load_stream(tmp_path)
+    with pytest.raises(InputError, match="not found"):
+        load_stream(tmp_path / "missing" / "stream.yaml")
+
+
+def test_domain_without_eval_questions_is_refused(tmp_path):
+    write_jsonl(tmp_path / "s" / "only_docs.jsonl", [{"kind": "document", "text": "x"}])
+    with pytest.raises(InputError, match="no eval questions"):
+        load_stream(tmp_path / "s")
