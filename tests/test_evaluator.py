@@ -99,3 +99,29 @@ def test_scores_keep_item_order_and_sample_is_seeded(tiny):
     assert first != Evaluator(config, tokenizer, seed=2).sample(items)
     mixed = [QAItem("Q?", "x"), MCItem("M?", ("a", "b"), 0), QAItem("R?", "y")]
     assert len(Evaluator(config, tokenizer).score_items(model, mixed).correct) == 3
+
+
+def test_shared_prefix_cache_gives_the_same_scores(tiny, evaluator, monkeypatch):
+    import lifelong.evaluation.evaluator as module
+
+    model, _ = tiny
+    items = [MCItem(q, ("red", "blue", "a long green thing"), 1) for q in QUESTIONS]
+    sequences = [module._Sequence(evaluator._context_ids(i.question), evaluator._encode(" " + c), (n, k))
+                 for n, i in enumerate(items) for k, c in enumerate(i.choices)]
+
+    def answer_log_probs():
+        out = {}
+        for batch, logits, offset in evaluator._forward_batches(model, sequences, "t"):
+            log_probs = torch.log_softmax(logits.float(), -1)
+            for row, seq in enumerate(batch):
+                start = len(seq.context) - 1 - offset
+                targets = torch.tensor(seq.continuation)
+                out[seq.owner] = log_probs[row, start:start + len(targets)].gather(-1, targets[:, None]).sum().item()
+        return out
+
+    assert len(module._shared_prefix(sequences)) >= module.MIN_SHARED_PREFIX
+    cached = answer_log_probs()
+    monkeypatch.setattr(module, "MIN_SHARED_PREFIX", 10**9)
+    plain = answer_log_probs()
+    assert cached.keys() == plain.keys()
+    assert all(abs(cached[k] - plain[k]) < 1e-3 for k in plain)

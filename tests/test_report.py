@@ -7,7 +7,6 @@ import json
 import re
 
 import pytest
-from browser import render_in_chromium, require_chromium
 
 from lifelong.errors import InputError
 from lifelong.report import (
@@ -18,6 +17,8 @@ from lifelong.report import (
     write_compare_report,
     write_run_report,
 )
+
+from browser import render_in_chromium, require_chromium
 
 DOMAINS = ["medical", "legal", "code"]
 RESULTS = {

