@@ -294,8 +294,15 @@ def _canary(candidates: list[QAItem], is_correct: IsCorrect | None, spec: Size, 
             log(f"no canary: the embedded model could not be loaded ({str(error).splitlines()[0][:200]})")
             return []
     log(f"selecting the canary: asking the model {len(candidates)} candidate questions")
-    canary = select_canary(candidates, is_correct, n=spec.canary, seed=seed)
-    log(f"canary: {len(canary)} of {len(candidates)} candidates answered right")
+    approved = []
+
+    def counted(items: list[QAItem]) -> list[bool]:
+        verdicts = is_correct(items)
+        approved.append(sum(bool(v) for v in verdicts))
+        return verdicts
+
+    canary = select_canary(candidates, counted, n=spec.canary, seed=seed)
+    log(f"canary: {len(canary)} kept; the model answered {sum(approved)} of {len(candidates)} candidates right")
     return canary
 
 
