@@ -48,8 +48,12 @@ class TrainingFault(LifelongError):
     """The round could not continue (repeated non-finite losses)."""
 
 
-def tokenize_examples(tokenizer, examples: Sequence[Example], max_length: int) -> list[dict]:
-    """Token ids and labels for each example; prompt tokens are masked out of the loss."""
+def tokenize_examples(tokenizer, examples: Sequence[Example], max_length: int,
+                      keep_empty: bool = False) -> list[dict]:
+    """Token ids and labels for each example; prompt tokens are masked out of the loss.
+
+    An example with nothing left to learn after truncation is dropped, or kept as {} with keep_empty.
+    """
     features = []
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     for example in examples:
@@ -59,6 +63,8 @@ def tokenize_examples(tokenizer, examples: Sequence[Example], max_length: int) -
         labels = ([IGNORE_INDEX] * len(prompt_ids) + text_ids)[:max_length]
         if any(label != IGNORE_INDEX for label in labels):
             features.append({"input_ids": input_ids, "labels": labels})
+        elif keep_empty:
+            features.append({})
     return features
 
 
@@ -77,10 +83,22 @@ def collate(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     return batch
 
 
-def _dataloader(features: list[dict], batch_size: int, pad_id: int, seed: int) -> DataLoader:
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(features, batch_size=batch_size, shuffle=True, generator=generator,
-                      collate_fn=lambda batch: collate(batch, pad_id))
+def default_batches(examples: Sequence[Example], batch_size: int, rng: random.Random) -> list[list[Example]]:
+    """One epoch: the examples in a seeded random order, cut into batches."""
+    order = list(examples)
+    rng.shuffle(order)
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def plan_epochs(examples: Sequence[Example], pieces: Sequence[Piece], batch_size: int, epochs: int,
+                seed: int) -> list[list[list[Example]]]:
+    """Every epoch's batches, decided up front: the first piece that composes batches (replay) wins."""
+    rng = random.Random(seed)
+    plans = []
+    for _ in range(epochs):
+        plan = next((b for p in pieces if (b := p.batches(list(examples), batch_size, rng)) is not None), None)
+        plans.append(plan if plan is not None else default_batches(examples, batch_size, rng))
+    return plans
 
 
 def seed_everything(seed: int) -> None:
@@ -98,23 +116,20 @@ class TrainingLoop:
         self.log = log
         self.progress = progress
 
-    def total_steps(self, n_examples: int) -> int:
-        per_epoch = math.ceil(math.ceil(n_examples / self.config.batch_size) / self.config.grad_accum)
-        return per_epoch * self.config.epochs
-
     def run(self, model, tokenizer, examples: Sequence[Example], param_groups: list[dict],
             pieces: Sequence[Piece], seed: int, domain: str,
             on_checkpoint: Callable[[int], None] | None = None) -> RoundStats:
         """Train `model` in place; `on_checkpoint(step)` is called at each curve point."""
         cfg = self.config
         seed_everything(seed)
-        features = tokenize_examples(tokenizer, examples, cfg.max_length)
-        if not features:
+        plans = plan_epochs(examples, pieces, cfg.batch_size, cfg.epochs, seed)
+        batches = self._tokenized(tokenizer, plans)
+        if not batches:
             raise TrainingFault(f"domain {domain!r}: no training examples")
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        loader = _dataloader(features, cfg.batch_size, pad_id, seed)
+        loader = DataLoader(batches, batch_size=None, shuffle=False, collate_fn=lambda b: collate(b, pad_id))
         optimizer = torch.optim.AdamW(param_groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        total = self.total_steps(len(features))
+        total = math.ceil(len(batches) / cfg.grad_accum)
         scheduler = get_scheduler("linear" if cfg.warmup_ratio else "constant_with_warmup", optimizer,
                                   num_warmup_steps=int(cfg.warmup_ratio * total), num_training_steps=total)
         model.train()
@@ -126,23 +141,29 @@ class TrainingLoop:
         curve_every = cfg.curve_every or math.ceil(total / cfg.epochs)
         bar = tqdm(total=total, desc=f"train {domain}", disable=not self.progress, leave=False)
         try:
-            for _epoch in range(cfg.epochs):
-                for batch in loader:
-                    stepped = self._micro_step(prepared, optimizer, scheduler, batch, pieces, stats)
-                    if not stepped:
-                        continue
-                    bar.update(1)
-                    if stats.steps % cfg.log_every == 0 or stats.steps == total:
-                        self._log_point(domain, stats, optimizer, started)
-                    if on_checkpoint and (stats.steps % curve_every == 0 or stats.steps == total):
-                        on_checkpoint(stats.steps)
-                        prepared.train()
+            for batch in loader:
+                if not self._micro_step(prepared, optimizer, scheduler, batch, pieces, stats):
+                    continue
+                bar.update(1)
+                if stats.steps % cfg.log_every == 0 or stats.steps == total:
+                    self._log_point(domain, stats, optimizer, started)
+                if on_checkpoint and (stats.steps % curve_every == 0 or stats.steps == total):
+                    on_checkpoint(stats.steps)
+                    prepared.train()
         finally:
             bar.close()
             self.accelerator.free_memory()
         stats.seconds = time.perf_counter() - started
         stats.tokens = int(self._tokens)
         return stats
+
+    def _tokenized(self, tokenizer, plans: list[list[list[Example]]]) -> list[list[dict]]:
+        """Token features per planned batch; each distinct example is tokenised once per round."""
+        distinct = list(dict.fromkeys(e for plan in plans for batch in plan for e in batch))
+        features = dict(zip(distinct, tokenize_examples(tokenizer, distinct, self.config.max_length,
+                                                        keep_empty=True), strict=True))
+        batches = [[features[e] for e in batch if features[e]] for plan in plans for batch in plan]
+        return [batch for batch in batches if batch]
 
     def _micro_step(self, model, optimizer, scheduler, batch, pieces, stats: RoundStats) -> bool:
         """One micro-batch; returns True when it completed an optimizer step."""

@@ -6,6 +6,7 @@ do-nothing default, so a piece implements only what it needs.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,10 @@ class Piece:
     def examples(self, domain: Domain, examples: list[Example]) -> list[Example]:
         """Turn a domain into training examples; pieces are chained in order."""
         return examples
+
+    def batches(self, examples: list[Example], batch_size: int, rng: random.Random) -> list[list[Example]] | None:
+        """Compose one epoch's batches (replay mixes old examples in); None leaves it to the loop."""
+        return None
 
     def param_groups(self, model: torch.nn.Module, groups: list[dict]) -> list[dict]:
         """Adjust optimizer parameter groups (learning rates, frozen layers)."""
