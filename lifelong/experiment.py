@@ -95,6 +95,7 @@ class Experiment:
         pieces = build_pieces(cfg.pieces or [], cfg)
         model, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device=cfg.device, seed=cfg.seed)
         learner = Learner(model, tokenizer, pieces, cfg, log=self.log)
+        learner.core = self.stream.core
         return learner, Evaluator(cfg.evaluation, tokenizer, seed=cfg.seed)
 
     # ---- the run --------------------------------------------------------------------
@@ -157,8 +158,12 @@ class Experiment:
 
     def _score(self, evaluator: Evaluator, model, domain: Domain, row: int, after: str) -> float:
         score = evaluator.score_domain(model, domain, desc=f"eval {domain.name}").score
-        self.log({"event": "eval", "row": row, "after": after, "domain": domain.name, "score": score,
-                  "items": len(evaluator.sample(domain.eval_items))})
+        event = {"event": "eval", "row": row, "after": after, "domain": domain.name, "score": score,
+                 "items": len(evaluator.sample(domain.eval_items))}
+        documents = [doc.text for doc in domain.documents[:self.config.evaluation.perplexity_docs]]
+        if documents:
+            event["perplexity"] = round(evaluator.perplexity(model, documents, desc=f"ppl {domain.name}"), 4)
+        self.log(event)
         return score
 
     def _save(self, learner: Learner, row: int) -> None:

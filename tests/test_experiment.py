@@ -30,6 +30,9 @@ def test_results_follow_the_design_contract(user_stream, tmp_path):
     events = [json.loads(line)["event"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert events.count("eval") == 3 * 3  # 3 rows x (2 domains + canary)
     assert "train" in events and "curve" in events
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    domain_evals = [r for r in records if r["event"] == "eval" and r["domain"] != "canary"]
+    assert all(r["perplexity"] > 1.0 for r in domain_evals)  # documents' perplexity is logged per row
 
 
 def test_no_canary_file_means_null_canary(user_stream, tmp_path):
