@@ -36,7 +36,8 @@ def _overrides(sets: list[str] | None, **flags) -> dict:
 @app.command()
 def run(config: ConfigArg = None, model: ModelOpt = None, stream: StreamOpt = None,
         condition: Annotated[str | None, typer.Option("--condition", help="Condition preset: a (full "
-                             "fine-tuning) or b (LoRA).")] = None,
+                             "fine-tuning), b (LoRA), c (LoRA + replay) or d (LoRA + replay + layer-wise "
+                             "LR decay).")] = None,
         out: OutOpt = None, seed: SeedOpt = None, set_: SetOpt = None) -> None:
     """Learn a stream of domains, scoring every domain before training and after each one."""
     from lifelong.config import load_config
@@ -50,7 +51,7 @@ def run(config: ConfigArg = None, model: ModelOpt = None, stream: StreamOpt = No
 
 @app.command()
 def compare(config: ConfigArg = None,
-            conditions: Annotated[str, typer.Option("--conditions", help="Comma-separated conditions.")] = "a,b",
+            conditions: Annotated[str, typer.Option("--conditions", help="Comma-separated conditions.")] = "a,b,c,d",
             out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("runs/compare"),
             model: ModelOpt = None, stream: StreamOpt = None, seed: SeedOpt = None,
             set_: SetOpt = None) -> None:

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lifelong.errors import ConfigError
 
-CONDITIONS = ("a", "b")
+CONDITIONS = ("a", "b", "c", "d")
 
 
 class _Loader(yaml.SafeLoader):
@@ -68,6 +68,7 @@ class EvaluationConfig(Section):
     batch_size: int = Field(16, ge=1, le=4096)
     max_items: int | None = Field(None, ge=1, description="cap on eval items per domain (seeded sample)")
     max_new_tokens: int = Field(32, ge=1, le=2048, description="chat mode: tokens generated per answer")
+    perplexity_docs: int = Field(16, ge=0, description="documents per domain whose perplexity is logged; 0 = none")
     progress: bool = True
 
 
@@ -87,11 +88,68 @@ class LoraPieceConfig(Section):
     after_domain: Literal["merge", "continue"] = "merge"
 
 
+class LayerwiseLrConfig(Section):
+    """Layer-wise LR decay (Howard & Ruder 2018; Clark et al. 2020): lr_l = lr * xi^(L-l)."""
+
+    xi: float = Field(0.9, gt=0, le=1, description="decay per layer going down; embeddings get lr * xi^L")
+
+
+class UnfreezingConfig(Section):
+    """Gradual unfreezing (ULMFiT, Howard & Ruder 2018): top layer first, one more per epoch or k steps."""
+
+    every: Literal["epoch", "steps"] = Field("epoch", description="unfreeze one more layer every epoch (ULMFiT) "
+                                                                   "or every `every_steps` optimizer steps")
+    every_steps: int = Field(10, ge=1, description="steps between unfreezing two layers when every: steps")
+
+
+class FreezingConfig(Section):
+    """Selective freezing: the bottom n transformer layers and/or parameters matching `names`."""
+
+    bottom_n: int = Field(0, ge=0, description="freeze transformer layers 0..n-1 (with LoRA: their adapters)")
+    names: list[str] = Field([], description="a parameter is frozen if a pattern is a substring of its name "
+                                             "or a regular expression matching its whole name")
+    embeddings: bool = Field(False, description="also freeze the embeddings (tied embeddings: the head too)")
+
+    @field_validator("names")
+    @classmethod
+    def _valid_patterns(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"{pattern!r} is not a valid regular expression ({error})") from None
+        return patterns
+
+
+class EwcConfig(Section):
+    """Online Elastic Weight Consolidation (Kirkpatrick et al. 2017; Schwarz et al. 2018)."""
+
+    ewc_lambda: float = Field(100.0, ge=0, description="penalty strength lambda in lambda/2 * sum F (theta - anchor)^2")
+    gamma: float = Field(1.0, ge=0, le=1, description="decay of the running Fisher: F = gamma * F_old + F_new")
+    fisher_samples: int = Field(64, ge=1, description="training examples per round used to estimate the Fisher")
+
+
+class ReplayConfig(Section):
+    """Replay of a core set plus a buffer of earlier domains' examples, mixed into every batch."""
+
+    ratio: float = Field(0.2, ge=0, lt=1, description="share of each batch drawn from core set + buffer")
+    buffer_size: int = Field(200, ge=0, description="examples of earlier domains kept in the buffer")
+    policy: Literal["reservoir", "balanced"] = Field("reservoir", description="reservoir: uniform over everything "
+                                                     "seen (Vitter); balanced: equal share per domain")
+    core: bool = Field(True, description="replay the stream's core set (its documents and split=train questions)")
+
+
+class SamConfig(Section):
+    """Sharpness-aware minimisation (Foret et al. 2021)."""
+
+    rho: float = Field(0.05, ge=0, description="radius of the adversarial weight perturbation")
+
+
 class RunConfig(Section):
     model: str = "smollm2-135m"
     teacher: str | None = None
     stream: str = "example"
-    condition: Literal["a", "b"] = "b"
+    condition: Literal["a", "b", "c", "d"] = "b"
     pieces: list[str] | None = Field(None, description="explicit piece list; default: the condition's preset")
     seed: int = Field(0, ge=0)
     out: str | None = None
@@ -102,6 +160,12 @@ class RunConfig(Section):
     evaluation: EvaluationConfig = EvaluationConfig()
     full_finetune: FullFinetuneConfig = FullFinetuneConfig()
     lora: LoraPieceConfig = LoraPieceConfig()
+    layerwise_lr: LayerwiseLrConfig = LayerwiseLrConfig()
+    unfreezing: UnfreezingConfig = UnfreezingConfig()
+    freezing: FreezingConfig = FreezingConfig()
+    ewc: EwcConfig = EwcConfig()
+    replay: ReplayConfig = ReplayConfig()
+    sam: SamConfig = SamConfig()
 
 
 def _read_yaml(path: Path) -> dict:

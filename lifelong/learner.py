@@ -34,8 +34,10 @@ class Learner:
         self.tokenizer = tokenizer
         self.pieces = list(pieces)
         self.config = config
-        self.accelerator = accelerator or Accelerator(cpu=str(model.device) == "cpu")
+        self.accelerator = accelerator or Accelerator(cpu=str(model.device) == "cpu",
+                                                      gradient_accumulation_steps=config.training.grad_accum)
         self.log = log
+        self.core: Domain | None = None  # the stream's core (replay) set, set by the Experiment
         self.loop = TrainingLoop(config.training, self.accelerator, log, progress=config.evaluation.progress)
         for piece in self.pieces:
             piece.attach(self)

@@ -134,6 +134,8 @@ class TrainingLoop:
                                   num_warmup_steps=int(cfg.warmup_ratio * total), num_training_steps=total)
         model.train()
         prepared, optimizer, loader, scheduler = self.accelerator.prepare(model, optimizer, loader, scheduler)
+        for piece in pieces:
+            piece.before_training(total, math.ceil(total / cfg.epochs))
         stats = RoundStats()
         self._micro_batches = 0
         self._tokens = torch.zeros((), dtype=torch.long)
@@ -173,14 +175,18 @@ class TrainingLoop:
                 piece.before_step(stats.steps)
         self._micro_batches += 1
         with accelerator.accumulate(model):
-            loss = model(**batch).loss
-            for piece in pieces:
-                extra = piece.penalty(accelerator.unwrap_model(model))
-                if extra is not None:
-                    loss = loss + extra
+            loss = self._loss(model, batch, pieces)
             if not torch.isfinite(loss.detach()):
                 return self._skip_non_finite(optimizer, stats)
             accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                def closure() -> torch.Tensor:
+                    again = self._loss(model, batch, pieces)
+                    accelerator.backward(again)
+                    return again.detach()
+
+                for piece in pieces:
+                    piece.adjust_gradients(accelerator.unwrap_model(model), closure)
             if accelerator.sync_gradients and self.config.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), self.config.max_grad_norm)
             self._tokens = self._tokens + batch["attention_mask"].sum()  # stays on device until logged
@@ -192,6 +198,15 @@ class TrainingLoop:
             stats.losses.append(loss.detach())
             return True
         return False
+
+    def _loss(self, model, batch, pieces) -> torch.Tensor:
+        """The language-model loss plus every piece's penalty term."""
+        loss = model(**batch).loss
+        for piece in pieces:
+            extra = piece.penalty(self.accelerator.unwrap_model(model))
+            if extra is not None:
+                loss = loss + extra
+        return loss
 
     def _skip_non_finite(self, optimizer, stats: RoundStats) -> bool:
         optimizer.zero_grad(set_to_none=True)

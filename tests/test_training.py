@@ -143,3 +143,9 @@ def test_unknown_piece_is_a_config_error():
 
     with pytest.raises(ConfigError, match="unknown piece 'ewc2'"):
         build_pieces(["ewc2"], load_config())
+
+
+def test_gradient_accumulation_counts_optimizer_steps(tiny):
+    learner, _ = make_learner(tiny[1], "a", batch_size=1, grad_accum=2, epochs=2)
+    stats = learner.learn(DOMAIN, seed=0)  # 2 examples per epoch, 1 per micro-batch, 2 micro-batches per step
+    assert stats.steps == 2

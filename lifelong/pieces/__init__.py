@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from lifelong.errors import ConfigError
 from lifelong.pieces.base import Piece
+from lifelong.pieces.ewc import Ewc
+from lifelong.pieces.freezing import Freezing
 from lifelong.pieces.full_finetune import FullFinetune
+from lifelong.pieces.layerwise_lr import LayerwiseLr
 from lifelong.pieces.lora import Lora
+from lifelong.pieces.replay import Replay
+from lifelong.pieces.sam import Sam
+from lifelong.pieces.unfreezing import Unfreezing
 
-PIECES: dict[str, type[Piece]] = {cls.name: cls for cls in (FullFinetune, Lora)}
+PIECES: dict[str, type[Piece]] = {
+    cls.name: cls for cls in (FullFinetune, Lora, LayerwiseLr, Unfreezing, Freezing, Ewc, Replay, Sam)
+}
 
 
 def build_pieces(names: list[str], config) -> list[Piece]:

@@ -7,7 +7,7 @@ do-nothing default, so a piece implements only what it needs.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -46,8 +46,18 @@ class Piece:
     def before_round(self, domain: Domain) -> None:
         """Called before the round's training loop starts."""
 
+    def before_training(self, total_steps: int, steps_per_epoch: int) -> None:
+        """Called once the round's batches are planned, before the first step (epoch-based schedules)."""
+
     def before_step(self, step: int) -> None:
         """Called before each optimizer step (schedules such as gradual unfreezing)."""
+
+    def adjust_gradients(self, model: torch.nn.Module, closure: Callable[[], torch.Tensor]) -> None:
+        """Called when an optimizer step's gradients are ready, before clipping and the update.
+
+        `closure()` runs the step's forward and backward again at the current weights (accumulating
+        into `.grad`) and returns the loss; SAM uses it for its second pass.
+        """
 
     def penalty(self, model: torch.nn.Module) -> torch.Tensor | None:
         """An extra loss term added to the training loss (e.g. EWC)."""
