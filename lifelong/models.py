@@ -10,7 +10,6 @@ Spec forms accepted by `load_model` and `load_tokenizer`:
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -35,6 +34,7 @@ from transformers import (
 
 from lifelong.data.prepared import cache_dir
 from lifelong.errors import ConfigError, ModelError
+from lifelong.files import sha256_of
 
 EMBEDDED_NAMES = ("smollm2-135m", "embedded")
 DEFAULT_MODEL = "smollm2-135m"
@@ -308,7 +308,7 @@ def _convert_gguf(gguf: Path, folder: Path) -> None:
     folder.mkdir(parents=True)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    record = {"gguf": str(gguf), "sha256": _sha256(gguf), "seconds": round(time.monotonic() - started, 1)}
+    record = {"gguf": str(gguf), "sha256": sha256_of(gguf), "seconds": round(time.monotonic() - started, 1)}
     (folder / SOURCE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
 
 
@@ -346,9 +346,3 @@ def _remove_stale_temps(target: Path) -> None:
             continue
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

