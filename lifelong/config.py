@@ -51,6 +51,12 @@ class TrainingConfig(Section):
     train_questions: bool = Field(True, description="also train on the domain's split=train questions")
     log_every: int = Field(5, ge=1, description="optimizer steps between log.jsonl training points")
     curve_every: int = Field(0, ge=0, description="steps between in-domain evals (learning efficiency); 0 = per epoch")
+    max_grad_norm_fault: float | None = Field(1e4, gt=0, description="a gradient norm above this (or not finite) is "
+                                              "a numerical fault; null = only non-finite norms")
+    fault_lr_factor: float = Field(0.5, gt=0, le=1, description="after the first numerical fault of a round the "
+                                   "learning rate is multiplied by this")
+    fault_snapshot: bool = Field(True, description="keep the trainable weights and optimizer state of the last "
+                                 "good step in memory (about 3x the trainable parameters) to return to on a fault")
 
 
 class PromptConfig(Section):
@@ -149,13 +155,15 @@ class RunConfig(Section):
     model: str = "smollm2-135m"
     teacher: str | None = None
     stream: str = "example"
-    condition: Literal["a", "b", "c", "d"] = "b"
+    condition: Literal["a", "b", "c", "d"] = "d"
     pieces: list[str] | None = Field(None, description="explicit piece list; default: the condition's preset")
     seed: int = Field(0, ge=0)
     out: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str | None = None
-    checkpoint_keep: int = Field(1, ge=1, le=1000, description="domain checkpoints kept on disk")
+    checkpoint_keep: int = Field(1, ge=1, le=1000, description="checkpoints kept on disk (domain and mid-domain)")
+    checkpoint_every: int = Field(0, ge=0, description="optimizer steps between mid-domain checkpoints; "
+                                  "0 = a checkpoint only after each domain")
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     full_finetune: FullFinetuneConfig = FullFinetuneConfig()
