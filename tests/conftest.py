@@ -40,3 +40,21 @@ def user_stream(tmp_path) -> Path:
         {"kind": "qa", "question": "What is the capital of France?", "answer": "Paris"},
     ])
     return folder
+
+
+def interrupt_before_domain(monkeypatch, index: int):
+    """Make Experiment raise KeyboardInterrupt (as a killed run would stop) before learning domain `index`.
+
+    Returns a function that undoes the patch, so the test can resume the run.
+    """
+    from lifelong.experiment import Experiment
+
+    original = Experiment._learn_domain
+
+    def interrupted(self, learner, evaluator, position):
+        if position == index:
+            raise KeyboardInterrupt
+        return original(self, learner, evaluator, position)
+
+    monkeypatch.setattr(Experiment, "_learn_domain", interrupted)
+    return lambda: monkeypatch.setattr(Experiment, "_learn_domain", original)

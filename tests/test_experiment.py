@@ -5,6 +5,8 @@ import pytest
 from lifelong.config import load_config
 from lifelong.experiment import Experiment
 
+from conftest import interrupt_before_domain
+
 FAST = {"model": "tiny", "condition": "a", "training": {"epochs": 2, "batch_size": 2},
         "evaluation": {"progress": False}}
 
@@ -45,20 +47,13 @@ def test_no_canary_file_means_null_canary(user_stream, tmp_path):
 def test_killed_run_resumes_at_the_next_domain_and_matches(user_stream, tmp_path, monkeypatch):
     reference = run(user_stream, tmp_path / "straight")
 
-    original = Experiment._learn_domain
-
-    def die_on_second_domain(self, learner, evaluator, index):
-        if index == 1:
-            raise KeyboardInterrupt
-        return original(self, learner, evaluator, index)
-
-    monkeypatch.setattr(Experiment, "_learn_domain", die_on_second_domain)
+    resume = interrupt_before_domain(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt):
         run(user_stream, tmp_path / "killed")
     partial = json.loads((tmp_path / "killed" / "results.json").read_text())
     assert len(partial["accuracy_matrix"]) == 2 and partial["metrics"] is None
 
-    monkeypatch.setattr(Experiment, "_learn_domain", original)
+    resume()
     resumed = run(user_stream, tmp_path / "killed")
     assert resumed["accuracy_matrix"][:2] == partial["accuracy_matrix"]
     assert resumed["accuracy_matrix"] == reference["accuracy_matrix"]

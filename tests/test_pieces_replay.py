@@ -16,7 +16,7 @@ from lifelong.pieces import build_pieces
 from lifelong.pieces.replay import Replay
 from lifelong.training import Example, plan_epochs
 
-from conftest import write_jsonl
+from conftest import interrupt_before_domain, write_jsonl
 
 CORE = Domain("core", documents=[Document("Water boils at 100 degrees Celsius at sea level.")],
               items=[QAItem("What is the capital of France?", "Paris", split="train"),
@@ -155,17 +155,10 @@ def test_conditions_c_and_d_run_resume_and_replay_the_core_set(user_stream, tmp_
     colors = sorted(e.text for e in plain_examples(first, config.evaluation.prompt, with_questions=True))
     assert pools == [(2, []), (2, colors)]  # the core set from the start; a_colors' examples for b_ships
 
-    original = Experiment._learn_domain
-
-    def die_on_second_domain(self, learner, evaluator, index):
-        if index == 1:
-            raise KeyboardInterrupt
-        return original(self, learner, evaluator, index)
-
-    monkeypatch.setattr(Experiment, "_learn_domain", die_on_second_domain)
+    resume = interrupt_before_domain(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt):
         Experiment(load_config(overrides={**overrides, "out": str(tmp_path / "killed")})).run()
-    monkeypatch.setattr(Experiment, "_learn_domain", original)
+    resume()
     pools.clear()
     resumed = Experiment(load_config(overrides={**overrides, "out": str(tmp_path / "killed")})).run()
     assert pools == [(2, colors)]  # the buffer came back from the checkpoint
