@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -118,6 +119,12 @@ def main() -> None:
     except LifelongError as error:
         typer.echo(f"error: {error}", err=True)
         sys.exit(error.exit_code)
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        typer.echo(f"error: {error.filename or 'output folder'}: disk full ({error.strerror}); free space and "
+                   "run the same command again to resume", err=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted: run the same command again to resume", err=True)
         sys.exit(130)

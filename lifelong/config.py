@@ -41,8 +41,8 @@ class Section(BaseModel):
 
 class TrainingConfig(Section):
     lr: float = Field(1e-4, gt=0, le=1.0, description="peak learning rate")
-    epochs: int = Field(3, ge=1, le=1000)
-    batch_size: int = Field(8, ge=1, le=4096)
+    epochs: int = Field(5, ge=1, le=1000)
+    batch_size: int = Field(4, ge=1, le=4096)
     grad_accum: int = Field(1, ge=1, le=1024, description="micro-batches per optimizer step")
     max_length: int = Field(256, ge=8, le=32768, description="tokens per training example")
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
@@ -221,7 +221,7 @@ def deep_merge(base: dict, override: dict) -> dict:
 def preset(condition: str) -> dict:
     """The condition's preset: which pieces are on and the settings tuned for them."""
     if condition not in CONDITIONS:
-        raise ConfigError(f"unknown condition {condition!r} (choose from {', '.join(CONDITIONS)})")
+        raise ConfigError(f"key 'condition': unknown condition {condition!r} (choose from {', '.join(CONDITIONS)})")
     text = resources.files("lifelong").joinpath("presets", f"{condition}.yaml").read_text(encoding="utf-8")
     return yaml_load(text) or {}
 

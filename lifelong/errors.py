@@ -30,3 +30,7 @@ class ConfigError(LifelongError):
 
 class ModelError(LifelongError):
     """A model that cannot be found or loaded."""
+
+
+class DiskFullError(LifelongError):
+    """The disk filled up while a run was writing; what was written before is intact."""

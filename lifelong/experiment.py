@@ -2,11 +2,15 @@
 
 Row 0 of the accuracy matrix is scored before training, row i after learning domain i. After
 every row the partial results, the report and a checkpoint are written, so a killed run
-resumes at the next domain with the earlier rows intact.
+resumes at the next domain with the earlier rows intact; with `checkpoint_every` a checkpoint
+is also written every few optimizer steps inside a domain, and a killed run continues that
+domain from its last one. Nothing is written before the stream, the config and the model have
+loaded, so bad input leaves the output folder untouched.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
@@ -27,11 +31,12 @@ from lifelong.learner import Learner
 from lifelong.models import load_model
 from lifelong.pieces import build_pieces
 from lifelong.report import write_run_report
+from lifelong.training import Checkpointing, LoopState, seed_everything
 
 console = Console(stderr=True)
 
 # Keys that do not change what a run computes, so a resume may differ in them.
-NON_SEMANTIC_KEYS = ("out", "checkpoint_keep")
+NON_SEMANTIC_KEYS = ("out", "checkpoint_keep", "checkpoint_every")
 
 
 class RunLog:
@@ -77,14 +82,15 @@ class Experiment:
         self.out_dir = Path(out_dir or config.out or default_out_dir(config))
         self.stream = stream or load_stream(config.stream)
         self.progress = Progress()
+        self.log = RunLog(self.out_dir / "log.jsonl")  # writes nothing until the first event
+        self._round: dict | None = None  # a round to continue, from a mid-domain checkpoint
 
     # ---- setup ----------------------------------------------------------------------
-    def _prepare_out_dir(self) -> dict | None:
-        """Create the output folder; return the resumable state if it holds this run."""
+    def _check_out_dir(self) -> dict | None:
+        """The resumable state if the output folder holds this run; reads only, writes nothing."""
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise LifelongError(f"{self.out_dir}: output folder is a file")
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        state = checkpoint.read_state(self.out_dir)
+        state = checkpoint.read_state(self.out_dir) if self.out_dir.is_dir() else None
         if state and state.get("fingerprint") != config_fingerprint(self.config):
             raise ConfigError(f"{self.out_dir}: holds a run with a different config; "
                               "choose another --out or delete the folder")
@@ -92,6 +98,7 @@ class Experiment:
 
     def _build(self) -> tuple[Learner, Evaluator]:
         cfg = self.config
+        seed_everything(cfg.seed)  # pieces may draw at attach (LoRA's adapter initialisation)
         pieces = build_pieces(cfg.pieces or [], cfg)
         model, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device=cfg.device, seed=cfg.seed)
         learner = Learner(model, tokenizer, pieces, cfg, log=self.log)
@@ -100,10 +107,10 @@ class Experiment:
 
     # ---- the run --------------------------------------------------------------------
     def run(self) -> dict:
-        state = self._prepare_out_dir()
-        self.log = RunLog(self.out_dir / "log.jsonl")
+        state = self._check_out_dir()
+        learner, evaluator = self._build()  # a bad model or piece setting fails here, before any write
+        self.out_dir.mkdir(parents=True, exist_ok=True)
         save_config(self.config, self.out_dir / "config.yaml")
-        learner, evaluator = self._build()
         if state:
             self._resume(state, learner)
         else:
@@ -124,13 +131,18 @@ class Experiment:
         pieces_state = checkpoint.load_checkpoint(self.out_dir, state, learner.model)
         learner.load_pieces_state(pieces_state)
         done = self.progress.domains_done
-        console.print(f"[bold]Resuming[/] {self.out_dir}: {done} of {len(self.stream.domains)} domains done")
-        self.log({"event": "resume", "domains_done": done})
+        if state.get("round", {}).get("domain") == done:
+            self._round = checkpoint.load_training(self.out_dir, state)
+        step = self._round["loop"]["step"] if self._round else 0
+        within = f", {step} steps into the next" if step else ""
+        console.print(f"[bold]Resuming[/] {self.out_dir}: {done} of {len(self.stream.domains)} domains done{within}")
+        self.log({"event": "resume", "domains_done": done, "step": step})
 
     def _learn_domain(self, learner: Learner, evaluator: Evaluator, index: int) -> None:
         domain = self.stream.domains[index]
         console.print(f"[bold]Learning[/] {domain.name} ({index + 1}/{len(self.stream.domains)})")
-        curve = [(0, self.progress.matrix[index][index])]
+        resume, self._round = self._round, None
+        curve = [tuple(p) for p in resume["curve"]] if resume else [(0, self.progress.matrix[index][index])]
 
         def score_in_domain(step: int) -> None:
             score = evaluator.score_domain(learner.accelerator.unwrap_model(learner.model), domain).score
@@ -138,7 +150,8 @@ class Experiment:
             self.log({"event": "curve", "domain": domain.name, "step": step, "score": score})
 
         started = time.perf_counter()
-        stats = learner.learn(domain, seed=self.config.seed * 1000 + index + 1, on_checkpoint=score_in_domain)
+        stats = learner.learn(domain, seed=self.config.seed * 1000 + index + 1, on_checkpoint=score_in_domain,
+                              checkpoints=self._checkpointing(learner, index, curve, resume))
         self.progress.timing["train_s"].append(round(time.perf_counter() - started, 2))
         self.progress.steps.append(stats.steps)
         self.progress.curves.append(curve)
@@ -166,10 +179,35 @@ class Experiment:
         self.log(event)
         return score
 
+    def _checkpointing(self, learner: Learner, index: int, curve: list, resume: dict | None) -> Checkpointing:
+        """Mid-domain checkpoints for round `index`, continuing from `resume` when given."""
+        loop = LoopState(**resume["loop"]) if resume else None
+        every = self.config.checkpoint_every
+        if not every:
+            return Checkpointing(resume=loop)
+        round_pieces = copy.deepcopy(learner.pieces_state())  # a continued round starts from these
+
+        def save(state: LoopState) -> None:
+            self._save_within(learner, index, round_pieces, curve, state)
+
+        return Checkpointing(every=every, save=save, resume=loop)
+
+    def _save_within(self, learner: Learner, index: int, pieces_state: dict, curve: list, loop: LoopState) -> None:
+        """A checkpoint inside domain `index`: weights now, pieces as the round began, the loop's state."""
+        name = f"domain-{index + 1}-step-{loop.step}"
+        state = {**self._state(), "round": {"domain": index, "step": loop.step}}
+        checkpoint.save_checkpoint(self.out_dir, name, learner.accelerator.unwrap_model(learner.model),
+                                   pieces_state, state, keep=self.config.checkpoint_keep,
+                                   training={"loop": vars(loop), "curve": list(curve)})
+        self.log({"event": "checkpoint", "name": name, "domain": self.stream.domains[index].name, "step": loop.step})
+
+    def _state(self) -> dict:
+        return {"fingerprint": config_fingerprint(self.config), "progress": self.progress.__dict__}
+
     def _save(self, learner: Learner, row: int) -> None:
-        progress = {"fingerprint": config_fingerprint(self.config), "progress": self.progress.__dict__}
         checkpoint.save_checkpoint(self.out_dir, f"row-{row}", learner.model, learner.pieces_state(),
-                                   progress, keep=self.config.checkpoint_keep)
+                                   self._state(), keep=self.config.checkpoint_keep)
+        self.log({"event": "checkpoint", "name": f"row-{row}", "row": row})
         checkpoint.write_json(self.out_dir / "results.json", self.results())
         write_run_report(self.out_dir)
 

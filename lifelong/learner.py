@@ -10,7 +10,7 @@ from lifelong.config import PromptConfig, RunConfig
 from lifelong.data.records import Domain, QAItem
 from lifelong.evaluation import prompts
 from lifelong.pieces.base import Piece, trainable_parameters
-from lifelong.training import Example, RoundStats, TrainingLoop
+from lifelong.training import Checkpointing, Example, RoundStats, TrainingLoop
 
 
 def plain_examples(domain: Domain, prompt: PromptConfig, with_questions: bool) -> list[Example]:
@@ -55,14 +55,19 @@ class Learner:
             groups = piece.param_groups(self.model, groups)
         return [group for group in groups if group["params"]]
 
-    def learn(self, domain: Domain, seed: int,
-              on_checkpoint: Callable[[int], None] | None = None) -> RoundStats:
-        """One learning round on `domain` (DESIGN §4 steps 1-4)."""
+    def learn(self, domain: Domain, seed: int, on_checkpoint: Callable[[int], None] | None = None,
+              checkpoints: Checkpointing | None = None) -> RoundStats:
+        """One learning round on `domain` (DESIGN §4 steps 1-4).
+
+        `checkpoints` saves the loop's state mid-round, or continues a round from a saved state;
+        the pieces must then hold their state from the round's start, the model the saved weights.
+        """
         for piece in self.pieces:
             piece.before_round(domain)
         examples = self.examples(domain)
         stats = self.loop.run(self.model, self.tokenizer, examples, self.param_groups(), self.pieces,
-                              seed=seed, domain=domain.name, on_checkpoint=on_checkpoint)
+                              seed=seed, domain=domain.name, on_checkpoint=on_checkpoint,
+                              checkpoints=checkpoints)
         self.model = self.accelerator.unwrap_model(self.model)
         for piece in self.pieces:
             piece.after_round(domain)

@@ -18,9 +18,9 @@ def test_defaults_use_the_condition_preset():
 
 
 def test_precedence_preset_then_file_then_flags(tmp_path):
-    path = write(tmp_path, "condition: a\ntraining:\n  lr: 3.0e-4\n  epochs: 2\nseed: 5\n")
+    path = write(tmp_path, "condition: a\ntraining:\n  lr: 7.0e-4\n  epochs: 2\nseed: 5\n")
     config = load_config(path, {"seed": 9, "training": {"epochs": 4}})
-    assert config.training.lr == 3e-4  # file beats preset
+    assert config.training.lr == 7e-4  # file beats preset
     assert config.training.epochs == 4  # flag beats file
     assert config.seed == 9
     assert config.pieces == ["full_finetune"]

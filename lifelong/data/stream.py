@@ -67,16 +67,21 @@ def _load_stream_yaml(path: Path) -> Stream:
         raise InputError(path, "must be a non-empty list of file names", field="domains")
     base = path.parent
 
+    def listed(entry: str, key: str) -> Path:
+        if not (base / entry).is_file():
+            raise InputError(path, f"domain file {base / entry} not found", field=key)
+        return base / entry
+
     def optional(key: str) -> Domain | None:
         value = spec.get(key)
         if value is None:
             return None
         if not isinstance(value, str):
             raise InputError(path, "must be a file name", field=key)
-        return load_domain(base / value, name=key)
+        return load_domain(listed(value, key), name=key)
 
     name = spec.get("name") or (base.name if path.name == STREAM_FILE else path.stem)
-    loaded = [load_domain(base / entry) for entry in domains]
+    loaded = [load_domain(listed(entry, "domains")) for entry in domains]
     return _checked(Stream(name=str(name), domains=loaded, core=optional("core"), canary=optional("canary")), path)
 
 
