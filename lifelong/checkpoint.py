@@ -20,27 +20,11 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from lifelong.errors import DiskFullError
+from lifelong.files import write_json
 
 STATE_FILE = "state.json"
 CHECKPOINTS = "checkpoints"
 TRAINING_FILE = "training.pt"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write text to `path` so readers see the old file or the new one, never a mix."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_json(path: Path, data: dict) -> None:
-    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_state(out_dir: Path) -> dict | None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lifelong import checkpoint
 from lifelong.config import load_config
 from lifelong.errors import InputError, LifelongError
 from lifelong.experiment import Experiment
+from lifelong.files import write_json
 from lifelong.report import write_compare_report, write_run_report
 
 
@@ -29,7 +29,7 @@ def write_compare(out: Path, results: dict[str, dict]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     summary = {c: {"metrics": r["metrics"], "domains": r["domains"], "accuracy_matrix": r["accuracy_matrix"],
                    "canary": r["canary"]} for c, r in results.items()}
-    checkpoint.write_json(out / "compare.json", summary)
+    write_json(out / "compare.json", summary)
     write_compare_report(out, results)
 
 

@@ -41,7 +41,7 @@ class Section(BaseModel):
 
 class TrainingConfig(Section):
     lr: float = Field(1e-4, gt=0, le=1.0, description="peak learning rate")
-    epochs: int = Field(5, ge=1, le=1000)
+    epochs: int = Field(6, ge=1, le=1000)
     batch_size: int = Field(4, ge=1, le=4096)
     grad_accum: int = Field(1, ge=1, le=1024, description="micro-batches per optimizer step")
     max_length: int = Field(256, ge=8, le=32768, description="tokens per training example")

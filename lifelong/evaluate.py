@@ -10,6 +10,7 @@ from lifelong.data.stream import load_stream
 from lifelong.errors import InputError
 from lifelong.evaluation import prompts
 from lifelong.evaluation.evaluator import Evaluator
+from lifelong.files import write_json
 from lifelong.learner import Learner
 from lifelong.models import load_model
 from lifelong.pieces import build_pieces
@@ -45,6 +46,6 @@ def evaluate_model(cfg: RunConfig, checkpoint: Path | None = None, out: Path | N
         if out.exists() and not out.is_dir():
             raise InputError(out, "output folder is a file")
         out.mkdir(parents=True, exist_ok=True)
-        ckpt.write_json(out / "results.json", results)
+        write_json(out / "results.json", results)
     return results
 

@@ -27,6 +27,7 @@ from lifelong.data.stream import Stream, load_stream
 from lifelong.errors import ConfigError, LifelongError
 from lifelong.evaluation import prompts
 from lifelong.evaluation.evaluator import Evaluator
+from lifelong.files import write_json
 from lifelong.learner import Learner
 from lifelong.models import load_model
 from lifelong.pieces import build_pieces
@@ -120,7 +121,7 @@ class Experiment:
         for index in range(self.progress.domains_done, len(self.stream.domains)):
             self._learn_domain(learner, evaluator, index)
         results = self.results()
-        checkpoint.write_json(self.out_dir / "results.json", results)
+        write_json(self.out_dir / "results.json", results)
         write_run_report(self.out_dir, results)
         self.log({"event": "done", "metrics": results["metrics"]})
         return results
@@ -208,7 +209,7 @@ class Experiment:
         checkpoint.save_checkpoint(self.out_dir, f"row-{row}", learner.model, learner.pieces_state(),
                                    self._state(), keep=self.config.checkpoint_keep)
         self.log({"event": "checkpoint", "name": f"row-{row}", "row": row})
-        checkpoint.write_json(self.out_dir / "results.json", self.results())
+        write_json(self.out_dir / "results.json", self.results())
         write_run_report(self.out_dir)
 
     def _show_row(self, row: int, after: str, scores: list[float], canary: float | None) -> None:

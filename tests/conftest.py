@@ -21,10 +21,8 @@ def tiny():
     return load_model("tiny", seed=0)
 
 
-@pytest.fixture
-def user_stream(tmp_path) -> Path:
-    """A folder of user JSONL files: two domains and a canary, with invented facts."""
-    folder = tmp_path / "stream"
+def write_user_stream(folder: Path) -> Path:
+    """Two domains and a canary, with invented facts, as a folder of user JSONL files."""
     write_jsonl(folder / "a_colors.jsonl", [
         {"kind": "document", "text": "The zorb of Plinth is blue."},
         {"kind": "document", "text": "The quell of Marn is green."},
@@ -40,6 +38,12 @@ def user_stream(tmp_path) -> Path:
         {"kind": "qa", "question": "What is the capital of France?", "answer": "Paris"},
     ])
     return folder
+
+
+@pytest.fixture
+def user_stream(tmp_path) -> Path:
+    """A folder of user JSONL files: two domains and a canary, with invented facts."""
+    return write_user_stream(tmp_path / "stream")
 
 
 def interrupt_before_domain(monkeypatch, index: int):

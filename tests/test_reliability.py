@@ -29,7 +29,7 @@ from lifelong.pieces import PIECES, build_pieces
 from lifelong.pieces.base import Piece, trainable_parameters
 from lifelong.training import TrainingFault
 
-from conftest import write_jsonl
+from conftest import interrupt_before_domain, write_jsonl, write_user_stream
 
 FAST = {"model": "tiny", "condition": "a", "training": {"epochs": 2, "batch_size": 2},
         "evaluation": {"progress": False}}
@@ -38,24 +38,6 @@ FAST_FLAGS = ["--model", "tiny", "--condition", "a", "--set", "training.epochs=2
 
 
 # ---------------------------------------------------------------- helpers
-
-def write_stream(folder: Path) -> Path:
-    """Two domains and a canary (as conftest's user_stream), for module-scoped runs."""
-    write_jsonl(folder / "a_colors.jsonl", [
-        {"kind": "document", "text": "The zorb of Plinth is blue."},
-        {"kind": "document", "text": "The quell of Marn is green."},
-        {"kind": "qa", "question": "What color is the zorb of Plinth?", "answer": "blue"},
-        {"kind": "qa", "split": "train", "question": "What color is the quell of Marn?", "answer": "green"},
-        {"kind": "mc", "question": "What color is the zorb?", "choices": ["red", "blue"], "answer": 1},
-    ])
-    write_jsonl(folder / "b_ships.jsonl", [
-        {"kind": "document", "text": "Quarn ships sail at dawn."},
-        {"kind": "qa", "question": "When do Quarn ships sail?", "answer": "dawn", "aliases": ["at dawn"]},
-    ])
-    write_jsonl(folder / "canary.jsonl", [{"kind": "qa", "question": "What is the capital of France?",
-                                           "answer": "Paris"}])
-    return folder
-
 
 def run_experiment(stream: Path, out: Path, **extra) -> dict:
     config = load_config(overrides=deep_merge(FAST, {"stream": str(stream), "out": str(out), **extra}))
@@ -118,7 +100,7 @@ def tree(path: Path):
 
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory) -> Path:
-    return write_stream(tmp_path_factory.mktemp("stream"))
+    return write_user_stream(tmp_path_factory.mktemp("stream"))
 
 
 @pytest.fixture(scope="module")
@@ -291,17 +273,10 @@ def test_sigkill_in_the_middle_of_a_domain_then_resume_matches_an_uninterrupted_
 
 def test_a_partial_checkpoint_is_never_read(stream, reference, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    original = Experiment._learn_domain
-
-    def interrupted_at_the_second_domain(self, learner, evaluator, index):
-        if index == 1:
-            raise KeyboardInterrupt
-        return original(self, learner, evaluator, index)
-
-    monkeypatch.setattr(Experiment, "_learn_domain", interrupted_at_the_second_domain)
+    resume = interrupt_before_domain(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(stream, out)
-    monkeypatch.setattr(Experiment, "_learn_domain", original)
+    resume()
     named = out / checkpoint.read_state(out)["checkpoint"]
     root = out / "checkpoints"
     # A temporary folder left by a killed write, and a folder with a truncated file state.json does not name.
