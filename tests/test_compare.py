@@ -1,0 +1,22 @@
+import json
+
+from lifelong.compare import rebuild_report, run_compare
+
+
+def test_compare_runs_each_condition_and_writes_one_report(user_stream, tmp_path):
+    out = tmp_path / "cmp"
+    overrides = {"model": "tiny", "stream": str(user_stream), "training": {"epochs": 1},
+                 "evaluation": {"progress": False}}
+    results = run_compare(None, ["a", "c"], out, overrides)
+    assert set(results) == {"a", "c"}
+    summary = json.loads((out / "compare.json").read_text())
+    assert set(summary) == {"a", "c"}
+    for condition in ("a", "c"):
+        run = json.loads((out / condition / "results.json").read_text())
+        assert run["condition"] == condition
+        assert summary[condition]["metrics"] == run["metrics"]
+    assert json.loads((out / "c" / "results.json").read_text())["pieces"] == ["lora", "replay"]
+    page = (out / "report.html").read_text()
+    assert page.count("lifelong-plot") >= 3 and ">a<" in page and ">c<" in page
+    (out / "report.html").unlink()
+    assert rebuild_report(out).is_file()
