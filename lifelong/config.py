@@ -74,6 +74,7 @@ class EvaluationConfig(Section):
     batch_size: int = Field(16, ge=1, le=4096)
     max_items: int | None = Field(None, ge=1, description="cap on eval items per domain (seeded sample)")
     max_new_tokens: int = Field(32, ge=1, le=2048, description="chat mode: tokens generated per answer")
+    exams: bool = Field(True, description="also score each domain's exam questions (exam/<domain>.jsonl)")
     perplexity_docs: int = Field(16, ge=0, description="documents per domain whose perplexity is logged; 0 = none")
     progress: bool = True
 

@@ -68,6 +68,7 @@ class Progress:
 
     matrix: list[list[float]] = field(default_factory=list)
     canary: list[float | None] = field(default_factory=list)
+    exam_matrix: list[list[float | None]] = field(default_factory=list)
     curves: list[list[tuple[int, float]]] = field(default_factory=list)
     steps: list[int] = field(default_factory=list)
     timing: dict = field(default_factory=lambda: {"train_s": [], "eval_s": []})
@@ -164,6 +165,9 @@ class Experiment:
         after = "before" if row == 0 else self.stream.domains[row - 1].name
         scores = [self._score(evaluator, model, domain, row, after) for domain in self.stream.domains]
         canary = self._score(evaluator, model, self.stream.canary, row, after) if self.stream.canary else None
+        if self._scores_exams:
+            self.progress.exam_matrix.append([self._score_exam(evaluator, model, d.name, row, after)
+                                              for d in self.stream.domains])
         self.progress.matrix.append(scores)
         self.progress.canary.append(canary)
         self.progress.timing["eval_s"].append(round(time.perf_counter() - started, 2))
@@ -178,6 +182,19 @@ class Experiment:
         if documents:
             event["perplexity"] = round(evaluator.perplexity(model, documents, desc=f"ppl {domain.name}"), 4)
         self.log(event)
+        return score
+
+    @property
+    def _scores_exams(self) -> bool:
+        return bool(self.stream.exams) and self.config.evaluation.exams
+
+    def _score_exam(self, evaluator: Evaluator, model, name: str, row: int, after: str) -> float | None:
+        exam = self.stream.exams.get(name)
+        if exam is None:
+            return None
+        score = evaluator.score_domain(model, exam, desc=f"exam {name}").score
+        self.log({"event": "eval", "row": row, "after": after, "domain": name, "exam": True, "score": score,
+                  "items": len(evaluator.sample(exam.eval_items))})
         return score
 
     def _checkpointing(self, learner: Learner, index: int, curve: list, resume: dict | None) -> Checkpointing:
@@ -233,6 +250,7 @@ class Experiment:
             "domains": self.stream.domain_names,
             "accuracy_matrix": p.matrix,
             "canary": canary,
+            "exam_matrix": p.exam_matrix if self._scores_exams else None,
             "metrics": metrics.all_metrics(p.matrix, canary, p.curves) if complete else None,
             "complete": complete,
             "steps": p.steps,

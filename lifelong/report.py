@@ -310,6 +310,15 @@ def _curves_section(results: dict) -> str:
 # ---------------------------------------------------------------- public API
 
 
+def _exam_section(results: dict) -> str:
+    """The second score: each domain's exam questions (e.g. MMLU), when the stream has them."""
+    exams = results.get("exam_matrix")
+    if not exams:
+        return ""
+    fig = _heatmap_fig({**results, "accuracy_matrix": exams}, "Exam scores (second score; blank: no exam)")
+    return "<h2>Exam questions</h2>" + _plot_div(fig, "heatmap", "plot-exam-heatmap")
+
+
 def render_run_report(results: dict, log_records: list[dict]) -> str:
     """The full HTML page for one run (results.json contents + log.jsonl records)."""
     records = [r for r in log_records or [] if isinstance(r, dict)]
@@ -318,6 +327,7 @@ def render_run_report(results: dict, log_records: list[dict]) -> str:
         _header(results),
         "<h2>Metrics</h2>" + _metrics_table(results),
         "<h2>Accuracy matrix</h2>" + heat,
+        _exam_section(results),
         _curves_section(results),
         _canary_section(results),
         _loss_section(records),

@@ -73,3 +73,21 @@ def test_a_different_config_in_the_same_folder_is_refused(user_stream, tmp_path)
 def test_only_the_newest_checkpoints_are_kept(user_stream, tmp_path):
     run(user_stream, tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out" / "checkpoints").iterdir()) == ["row-2"]
+
+
+def test_exam_files_give_a_second_score_beside_the_first(user_stream, tmp_path):
+    from conftest import write_jsonl
+
+    write_jsonl(user_stream / "exam" / "a_colors.jsonl", [
+        {"kind": "mc", "question": "Which is a color?", "choices": ["blue", "seven"], "answer": 0},
+        {"kind": "mc", "question": "Which is a number?", "choices": ["green", "seven"], "answer": 1},
+    ])
+    results = run(user_stream, tmp_path / "out")
+    exams = results["exam_matrix"]
+    assert len(exams) == 3 and all(row[1] is None for row in exams)  # b_ships has no exam
+    assert all(row[0] in (0.0, 0.5, 1.0) for row in exams)
+    log = [json.loads(line) for line in (tmp_path / "out" / "log.jsonl").read_text().splitlines()]
+    assert sum(1 for r in log if r.get("exam")) == 3
+    assert "plot-exam-heatmap" in (tmp_path / "out" / "report.html").read_text()
+    assert results["accuracy_matrix"] == run(user_stream, tmp_path / "off",
+                                             evaluation={"progress": False, "exams": False})["accuracy_matrix"]

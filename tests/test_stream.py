@@ -59,3 +59,11 @@ def test_domain_without_eval_questions_is_refused(tmp_path):
     write_jsonl(tmp_path / "s" / "only_docs.jsonl", [{"kind": "document", "text": "x"}])
     with pytest.raises(InputError, match="no eval questions"):
         load_stream(tmp_path / "s")
+
+
+def test_exam_files_beside_the_domains_are_attached(user_stream):
+    write_jsonl(user_stream / "exam" / "b_ships.jsonl", [
+        {"kind": "mc", "question": "Ships?", "choices": ["sail", "fly"], "answer": 0}])
+    stream = load_stream(user_stream)
+    assert set(stream.exams) == {"b_ships"}
+    assert stream.domain_names == ["a_colors", "b_ships"]  # exam files are not domains

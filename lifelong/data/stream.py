@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -14,6 +14,7 @@ from lifelong.data.records import Domain, load_domain
 from lifelong.errors import InputError
 
 STREAM_FILE = "stream.yaml"
+EXAM_DIR = "exam"  # exam/<domain>.jsonl beside the domains: that domain's exam questions, a second score
 SPECIAL_FILES = {"core.jsonl", "canary.jsonl"}
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 
@@ -24,6 +25,7 @@ class Stream:
     domains: list[Domain]
     core: Domain | None = None
     canary: Domain | None = None
+    exams: dict[str, Domain] = field(default_factory=dict)
 
     @property
     def domain_names(self) -> list[str]:
@@ -82,7 +84,8 @@ def _load_stream_yaml(path: Path) -> Stream:
 
     name = spec.get("name") or (base.name if path.name == STREAM_FILE else path.stem)
     loaded = [load_domain(listed(entry, "domains")) for entry in domains]
-    return _checked(Stream(name=str(name), domains=loaded, core=optional("core"), canary=optional("canary")), path)
+    stream = Stream(name=str(name), domains=loaded, core=optional("core"), canary=optional("canary"))
+    return _checked(_with_exams(stream, base), path)
 
 
 def _load_folder(folder: Path) -> Stream:
@@ -102,7 +105,16 @@ def _load_folder(folder: Path) -> Stream:
         core=optional("core.jsonl", "core"),
         canary=optional("canary.jsonl", "canary"),
     )
-    return _checked(stream, folder)
+    return _checked(_with_exams(stream, folder), folder)
+
+
+def _with_exams(stream: Stream, folder: Path) -> Stream:
+    """Attach `exam/<domain>.jsonl` files (e.g. MMLU subjects) found beside the domain files."""
+    for domain in stream.domains:
+        path = folder / EXAM_DIR / f"{domain.name}.jsonl"
+        if path.is_file():
+            stream.exams[domain.name] = load_domain(path, name=f"{domain.name} (exam)")
+    return stream
 
 
 def _checked(stream: Stream, source: Path) -> Stream:
