@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -119,12 +119,17 @@ class Evaluator:
             ids = [bos, *ids]
         return ids
 
+    def _sequences(self, items: Sequence[Item], options: Callable[[Item], Sequence[str]]) -> list[_Sequence]:
+        """One sequence per item and option (answer variant or choice); each context is encoded once."""
+        sequences = []
+        for i, item in enumerate(items):
+            context = self._context_ids(item.question)
+            sequences += [_Sequence(context, self._encode(prompts.answer_continuation(option)), (i, k))
+                          for k, option in enumerate(options(item))]
+        return sequences
+
     def teacher_forced_verdicts(self, model, items: Sequence[QAItem], desc: str = "qa") -> list[bool]:
-        sequences = [
-            _Sequence(self._context_ids(item.question), self._encode(prompts.answer_continuation(answer)), (i, v))
-            for i, item in enumerate(items)
-            for v, answer in enumerate(item.answers)
-        ]
+        sequences = self._sequences(items, lambda item: item.answers)
         right = [False] * len(items)
         for batch, logits, offset in self._forward_batches(model, sequences, desc):
             for row, seq in enumerate(batch):
@@ -178,11 +183,7 @@ class Evaluator:
 
     # ---- mc -----------------------------------------------------------------------------
     def mc_verdicts(self, model, items: Sequence[MCItem], desc: str = "mc") -> list[bool]:
-        sequences = [
-            _Sequence(self._context_ids(item.question), self._encode(prompts.answer_continuation(choice)), (i, c))
-            for i, item in enumerate(items)
-            for c, choice in enumerate(item.choices)
-        ]
+        sequences = self._sequences(items, lambda item: item.choices)
         scores: dict[tuple[int, int], float] = {}
         for batch, logits, offset in self._forward_batches(model, sequences, desc):
             log_probs = torch.log_softmax(logits.float(), dim=-1)
