@@ -105,7 +105,9 @@ class Experiment:
         model, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device=cfg.device, seed=cfg.seed)
         learner = Learner(model, tokenizer, pieces, cfg, log=self.log)
         learner.core = self.stream.core
-        return learner, Evaluator(cfg.evaluation, tokenizer, seed=cfg.seed)
+        learner.stream = self.stream
+        learner.evaluator = Evaluator(cfg.evaluation, tokenizer, seed=cfg.seed)
+        return learner, learner.evaluator
 
     # ---- the run --------------------------------------------------------------------
     def run(self) -> dict:

@@ -38,6 +38,8 @@ class Learner:
                                                       gradient_accumulation_steps=config.training.grad_accum)
         self.log = log
         self.core: Domain | None = None  # the stream's core (replay) set, set by the Experiment
+        self.stream = None  # the Stream being learned, set by the Experiment (self-test, diagnostics)
+        self.evaluator = None  # the Experiment's Evaluator, for pieces that score the model
         self.loop = TrainingLoop(config.training, self.accelerator, log, progress=config.evaluation.progress)
         for piece in self.pieces:
             piece.attach(self)

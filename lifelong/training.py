@@ -44,6 +44,7 @@ class RoundStats:
     tokens: int = 0
     seconds: float = 0.0
     skipped_steps: int = 0
+    stopped_early: bool = False  # a piece's after_step ended the round
     losses: list[float] = field(default_factory=list)
 
 
@@ -224,9 +225,14 @@ class TrainingLoop:
                 if not self._micro_step(r, batch):
                     continue
                 bar.update(1)
-                self._points(r, points, final=r.stats.steps == r.total)
+                stop = any([piece.after_step(r.stats.steps) for piece in r.pieces])  # every piece sees the step
+                self._points(r, points, final=r.stats.steps == r.total or stop)
                 if checkpoints.due(r.stats.steps, r.total):
                     checkpoints.save(self._loop_state(r))
+                if stop:
+                    r.stats.stopped_early = True
+                    self.log({"event": "early_stop", "domain": domain, "step": r.stats.steps})
+                    break
             self._points(r, points, final=True)  # a dropped (faulty) step ends the round one step short
         finally:
             bar.close()

@@ -25,7 +25,7 @@ class Piece:
 
     def __init__(self, options: Any = None):
         self.options = options
-        self.learner: Learner | None = None
+        self.learner: Learner | None = None  # its `evaluator` and `stream` are set by the Experiment
 
     def attach(self, learner: Learner) -> None:
         """Called once when the learner is built; may wrap or replace `learner.model`."""
@@ -51,6 +51,10 @@ class Piece:
 
     def before_step(self, step: int) -> None:
         """Called before each optimizer step (schedules such as gradual unfreezing)."""
+
+    def after_step(self, step: int) -> bool:
+        """Called after each good optimizer step; return True to end the round early (a canary alarm)."""
+        return False
 
     def adjust_gradients(self, model: torch.nn.Module, closure: Callable[[], torch.Tensor]) -> None:
         """Called when an optimizer step's gradients are ready, before clipping and the update.
