@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -83,11 +84,19 @@ def _write_folder(root: Path, name: str, model: torch.nn.Module, pieces_state: d
     return final
 
 
-def load_checkpoint(out_dir: Path, state: dict, model: torch.nn.Module) -> dict:
-    """Load the weights state.json names into `model`; returns the pieces' state."""
+def load_checkpoint(out_dir: Path, state: dict, model: torch.nn.Module,
+                    before_weights: Callable[[dict], None] | None = None) -> dict:
+    """Load the weights state.json names into `model`; returns the pieces' state.
+
+    `before_weights(pieces_state)` runs before the weights load: pieces that add modules (one adapter per
+    episode) re-create them there, so the saved weights find their places.
+    """
     folder = out_dir / state["checkpoint"]
+    pieces_state = torch.load(folder / "pieces.pt", weights_only=False)
+    if before_weights is not None:
+        before_weights(pieces_state)
     load_model(model, str(folder / "model.safetensors"))
-    return torch.load(folder / "pieces.pt", weights_only=False)
+    return pieces_state
 
 
 def load_training(out_dir: Path, state: dict) -> dict | None:

@@ -37,8 +37,8 @@ def _overrides(sets: list[str] | None, **flags) -> dict:
 @app.command()
 def run(config: ConfigArg = None, model: ModelOpt = None, stream: StreamOpt = None,
         condition: Annotated[str | None, typer.Option("--condition", help="Condition preset: a (full "
-                             "fine-tuning), b (LoRA), c (LoRA + replay) or d (LoRA + replay + layer-wise "
-                             "LR decay).")] = None,
+                             "fine-tuning), b (LoRA), c (LoRA + replay), d (LoRA + replay + layer-wise "
+                             "LR decay) or f (two learning systems: episode adapters + sleep).")] = None,
         out: OutOpt = None, seed: SeedOpt = None, set_: SetOpt = None) -> None:
     """Learn a stream of domains, scoring every domain before training and after each one."""
     from lifelong.config import load_config
@@ -46,21 +46,27 @@ def run(config: ConfigArg = None, model: ModelOpt = None, stream: StreamOpt = No
 
     overrides = _overrides(set_, model=model, stream=stream, condition=condition,
                            out=str(out) if out else None, seed=seed)
-    results = Experiment(load_config(config, overrides)).run()
-    _print_metrics(results)
+    experiment = Experiment(load_config(config, overrides))
+    results = experiment.run()
+    if experiment.main:  # one process of a multi-process run prints (docs/scale.md)
+        _print_metrics(results)
 
 
 @app.command()
 def compare(config: ConfigArg = None,
-            conditions: Annotated[str, typer.Option("--conditions", help="Comma-separated conditions.")] = "a,b,c,d",
+            conditions: Annotated[str, typer.Option("--conditions",
+                                                    help="Comma-separated conditions (a-f).")] = "a,b,c,d,e",
             out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("runs/compare"),
             model: ModelOpt = None, stream: StreamOpt = None, seed: SeedOpt = None,
+            workers: Annotated[int | None, typer.Option("--workers", help="Conditions run at once, as Ray tasks "
+                                                        "(config key parallel.workers; default 1).")] = None,
             set_: SetOpt = None) -> None:
     """Run one experiment per condition and write one report that sets them side by side."""
     from lifelong.compare import run_compare
 
     names = [c.strip() for c in conditions.split(",") if c.strip()]
-    run_compare(config, names, out, _overrides(set_, model=model, stream=stream, seed=seed))
+    parallel = {"workers": workers} if workers is not None else None
+    run_compare(config, names, out, _overrides(set_, model=model, stream=stream, seed=seed, parallel=parallel))
 
 
 @app.command("eval")
@@ -69,7 +75,11 @@ def evaluate(model: ModelOpt = None,
                                                              "a saved model folder.")] = None,
              stream: StreamOpt = None, out: OutOpt = None, config: Annotated[Path | None, typer.Option(
                  "--config", help="YAML config for evaluation settings.")] = None,
-             set_: SetOpt = None) -> None:
+             set_: SetOpt = None,
+             diagnose_against: Annotated[str | None, typer.Option(
+                 "--diagnose-against", help="A model spec, model folder or run folder to compare with: forgetting "
+                 "diagnostics (drift, CKA, rotation, sharpness, collapse, layer attribution) with it as the "
+                 "model before; writes diagnostics.json to --out.")] = None) -> None:
     """Score a model (or a run's latest checkpoint) on every domain of a stream."""
     from lifelong.config import load_config
     from lifelong.evaluate import evaluate_model
@@ -81,6 +91,35 @@ def evaluate(model: ModelOpt = None,
         typer.echo(f"{name}\t{score:.3f}")
     if results["canary"]:
         typer.echo(f"canary\t{results['canary'][0]:.3f}")
+    if diagnose_against:
+        from lifelong.evaluate import diagnose_against as diagnose
+
+        _print_diagnosis(diagnose(cfg, checkpoint, diagnose_against, out))
+
+
+@app.command()
+def learn(docs: Annotated[list[Path] | None, typer.Option("--docs", help="Documents to learn: .txt, .md or .jsonl "
+                                                         "files, or folders of them (repeat --docs).")] = None,
+          state: Annotated[Path, typer.Option("--state", help="State folder: model, episode adapters, replay "
+                                              "buffer, Fisher, history, dashboard.")] = Path("learner"),
+          config: ConfigArg = None, model: ModelOpt = None,
+          sleep: Annotated[bool, typer.Option("--sleep", help="Consolidate (sleep) after this call, due or not.")]
+          = False, set_: SetOpt = None) -> None:
+    """Teach one model new documents, continuing from its state folder (two learning systems + sleep)."""
+    from lifelong.learn import learn as learn_documents
+
+    entry = learn_documents(list(docs or []), state, config, _overrides(set_, model=model), sleep=sleep)
+    sleep_record = entry.get("sleep") or {}
+    if sleep_record.get("episodes"):
+        outcome = "passed, adapters dropped" if sleep_record.get("passed") else "failed, rolled back"
+        typer.echo(f"sleep\t{outcome} (canary {sleep_record.get('canary_before')} -> "
+                   f"{sleep_record.get('canary_after')}, transfer {sleep_record.get('transfer')})")
+    for name, score in (entry.get("scores") or {}).items():
+        if score is not None:
+            typer.echo(f"{name}\t{score:.3f}")
+    if entry.get("canary") is not None:
+        typer.echo(f"canary\t{entry['canary']:.3f}")
+    typer.echo(f"state\t{state} (adapters: {', '.join(entry.get('adapters') or []) or 'none'})")
 
 
 @app.command()
@@ -103,6 +142,29 @@ def data_prepare(size: Annotated[str, typer.Option("--size", help="small, medium
                             "version; the example stream ships with the package") from None
     for name, path in prepare_streams(size=size, seed=seed, force=force).items():
         typer.echo(f"{name}\t{path}")
+
+
+def _print_diagnosis(event: dict) -> None:
+    """The diagnostics between two models, one measurement a line."""
+    drift, rotation, collapse = event.get("drift") or {}, event.get("rotation") or {}, event.get("collapse") or {}
+    lines = [("against", event.get("against")), ("cka_mean", drift.get("cka_mean")), ("cka_min", drift.get("cka_min")),
+             ("attention_drift_lower", drift.get("attention_drift_lower")),
+             ("attention_drift_upper", drift.get("attention_drift_upper")),
+             ("rotation_explained", rotation.get("explained_total")),
+             ("rotation_heldout_explained", rotation.get("heldout_explained_total"))]
+    for side in ("before", "after"):
+        stats = collapse.get(side) or {}
+        lines += [(f"distinct_2_{side}", stats.get("distinct_2")), (f"entropy_{side}", stats.get("predictive_entropy"))]
+    for side, values in (event.get("sharpness") or {}).items():
+        for direction in ("gradient", "random"):
+            for rho, rise in (values.get(direction) or {}).items():
+                lines.append((f"sharpness_{side}_{direction}_{rho}", rise))
+    for source, scores in (event.get("scores") or {}).items():
+        lines.append((f"drop_{source}", scores.get("drop")))
+    for source, groups in ((event.get("attribution") or {}).get("returned") or {}).items():
+        lines += [(f"returned_{source}_{group}", share) for group, share in groups.items()]
+    for key, value in lines:
+        typer.echo(f"{key}\t{value:.4f}" if isinstance(value, float) else f"{key}\t{value}")
 
 
 def _print_metrics(results: dict) -> None:

@@ -1,4 +1,8 @@
-"""`lifelong compare`: one run per condition, one report that sets them side by side."""
+"""`lifelong compare`: one run per condition, one report that sets them side by side.
+
+With `parallel.workers` > 1 (`--workers N`) the conditions run at once as Ray tasks
+(lifelong/parallel.py); each run is seeded alone, so the results are those of the serial run.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from lifelong.config import load_config
 from lifelong.errors import InputError, LifelongError
 from lifelong.experiment import Experiment
 from lifelong.files import write_json
+from lifelong.parallel import map_tasks
 from lifelong.report import write_compare_report, write_run_report
 
 
@@ -20,9 +25,17 @@ def run_compare(config_path: Path | None, conditions: list[str], out: Path, over
         raise LifelongError(f"{out}: output folder is a file")
     configs = {c: load_config(config_path, {**overrides, "condition": c, "out": str(out / c)})
                for c in conditions}  # validate every condition before the first hour of training
-    results = {c: Experiment(cfg).run() for c, cfg in configs.items()}
+    parallel = next(iter(configs.values())).parallel
+    runs = map_tasks(run_experiment, list(configs.values()), workers=parallel.workers, address=parallel.address,
+                     gpus_per_task=parallel.gpus_per_task)
+    results = dict(zip(configs, runs, strict=True))
     write_compare(out, results)
     return results
+
+
+def run_experiment(config) -> dict:
+    """One condition's run (a Ray task when the conditions run in parallel)."""
+    return Experiment(config).run()
 
 
 def write_compare(out: Path, results: dict[str, dict]) -> None:

@@ -18,10 +18,14 @@ class InputError(LifelongError):
         self.path = str(path)
         self.line = line
         self.field = field
+        self.message = message
         where = self.path if line is None else f"{self.path}:{line}"
         if field:
             where += f": field '{field}'"
         super().__init__(f"{where}: {message}")
+
+    def __reduce__(self):  # picklable (a Ray task's error comes back to the driver pickled)
+        return type(self), (self.path, self.message, self.line, self.field)
 
 
 class ConfigError(LifelongError):

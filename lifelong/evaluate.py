@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lifelong import checkpoint as ckpt
-from lifelong.config import RunConfig, load_config
+from lifelong.config import RunConfig, load_saved_config
 from lifelong.data.stream import load_stream
 from lifelong.errors import InputError
 from lifelong.evaluation import prompts
@@ -21,10 +21,10 @@ def _model_from_run(folder: Path, cfg: RunConfig):
     state = ckpt.read_state(folder)
     if state is None:
         raise InputError(folder, "not a run folder with a checkpoint (state.json missing)")
-    run_cfg = load_config(folder / "config.yaml")
+    run_cfg = load_saved_config(folder / "config.yaml")
     model, tokenizer = load_model(run_cfg.model, dtype=cfg.dtype, device=cfg.device, seed=run_cfg.seed)
     learner = Learner(model, tokenizer, build_pieces(run_cfg.pieces or [], run_cfg), run_cfg)
-    ckpt.load_checkpoint(folder, state, learner.model)
+    ckpt.load_checkpoint(folder, state, learner.model, before_weights=learner.load_pieces_state)
     return learner.model, tokenizer, run_cfg.model
 
 
@@ -49,3 +49,47 @@ def evaluate_model(cfg: RunConfig, checkpoint: Path | None = None, out: Path | N
         write_json(out / "results.json", results)
     return results
 
+
+
+def _load_any(cfg: RunConfig, source: Path | str | None):
+    """(model, tokenizer, name) for a run folder (its latest checkpoint), a model folder, a model spec or cfg.model."""
+    if source is not None and (Path(source) / ckpt.STATE_FILE).is_file():
+        return _model_from_run(Path(source), cfg)
+    name = str(source) if source else cfg.model
+    model, tokenizer = load_model(name, dtype=cfg.dtype, device=cfg.device, seed=cfg.seed)
+    return model, tokenizer, name
+
+
+def _plain(model):
+    """A LoRA run's model with its adapters merged, so its weights compare by name with a plain model."""
+    from peft import PeftModel
+
+    return model.merge_and_unload() if isinstance(model, PeftModel) else model
+
+
+def diagnose_against(cfg: RunConfig, checkpoint: Path | None, against: Path | str, out: Path | None = None) -> dict:
+    """Forgetting diagnostics between two models: `against` as before, the checkpoint (or cfg.model) as after.
+
+    Drift, CKA, attention-output drift, rotation, collapse and layer attribution compare the two models
+    on cfg.stream (`diagnostics` config section); sharpness is measured on both; the gradient conflict
+    needs a round's start and a new domain, so it is not measured here. Writes diagnostics.json to `out`.
+    """
+    from lifelong.diagnostics.suite import Diagnoser, compare_models, probe_texts
+
+    stream = load_stream(cfg.stream)
+    model, tokenizer, name = _load_any(cfg, checkpoint)
+    reference, _, reference_name = _load_any(cfg, against)
+    model, reference = _plain(model), _plain(reference)
+    for p in (*model.parameters(), *reference.parameters()):
+        p.requires_grad_(True)  # the sharpness measure perturbs every weight along the loss gradient
+    diagnoser = Diagnoser(cfg.diagnostics, tokenizer, Evaluator(cfg.evaluation, tokenizer, seed=cfg.seed),
+                          cfg.evaluation.prompt, max_length=cfg.training.max_length, seed=cfg.seed,
+                          with_questions=cfg.training.train_questions)
+    diagnoser.texts = probe_texts(stream.domains, stream.canary, stream.core, cfg.diagnostics.probe_texts,
+                                  cfg.evaluation.prompt)
+    event = {"model": name, "against": reference_name, "stream": stream.name,
+             **compare_models(reference, model, diagnoser, stream.domains, stream.canary)}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "diagnostics.json", event)
+    return event

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,12 +33,13 @@ from lifelong.learner import Learner
 from lifelong.models import load_model
 from lifelong.pieces import build_pieces
 from lifelong.report import write_run_report
+from lifelong.selfdirected import quality
 from lifelong.training import Checkpointing, LoopState, seed_everything
 
 console = Console(stderr=True)
 
 # Keys that do not change what a run computes, so a resume may differ in them.
-NON_SEMANTIC_KEYS = ("out", "checkpoint_keep", "checkpoint_every")
+NON_SEMANTIC_KEYS = ("out", "checkpoint_keep", "checkpoint_every", "parallel")
 
 
 class RunLog:
@@ -45,8 +47,11 @@ class RunLog:
 
     def __init__(self, path: Path):
         self.path = path
+        self.enabled = True  # False in every process but the main one of a multi-process run
 
     def __call__(self, event: dict) -> None:
+        if not self.enabled:
+            return
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps({"time": round(time.time(), 3), **event}) + "\n")
 
@@ -55,6 +60,20 @@ def config_fingerprint(config: RunConfig) -> str:
     data = config.model_dump(mode="json", exclude=set(NON_SEMANTIC_KEYS))
     data["evaluation"].pop("progress", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def launched_processes() -> int:
+    """How many processes run this experiment together (`accelerate launch --num_processes N`), else 1."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def process_state(config: RunConfig):
+    """Accelerate's state of this process in a multi-process run (docs/scale.md): CPU processes talk through
+    gloo when there is no GPU or `device` is cpu, else each process takes its own GPU (NCCL)."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=config.device == "cpu" or not torch.cuda.is_available())
 
 
 def default_out_dir(config: RunConfig) -> Path:
@@ -71,6 +90,7 @@ class Progress:
     exam_matrix: list[list[float | None]] = field(default_factory=list)
     curves: list[list[tuple[int, float]]] = field(default_factory=list)
     steps: list[int] = field(default_factory=list)
+    reference_scores: list[float | None] = field(default_factory=list)  # self_teaching_quality's denominators
     timing: dict = field(default_factory=lambda: {"train_s": [], "eval_s": []})
 
     @property
@@ -86,6 +106,7 @@ class Experiment:
         self.progress = Progress()
         self.log = RunLog(self.out_dir / "log.jsonl")  # writes nothing until the first event
         self._round: dict | None = None  # a round to continue, from a mid-domain checkpoint
+        self.main = True  # whether this process writes: the main one of a multi-process run (docs/scale.md)
 
     # ---- setup ----------------------------------------------------------------------
     def _check_out_dir(self) -> dict | None:
@@ -102,19 +123,27 @@ class Experiment:
         cfg = self.config
         seed_everything(cfg.seed)  # pieces may draw at attach (LoRA's adapter initialisation)
         pieces = build_pieces(cfg.pieces or [], cfg)
-        model, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device=cfg.device, seed=cfg.seed)
+        device = cfg.device
+        if device is None and launched_processes() > 1:
+            device = str(process_state(cfg).device)  # each process its own GPU (or the CPU)
+        model, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device=device, seed=cfg.seed)
         learner = Learner(model, tokenizer, pieces, cfg, log=self.log)
         learner.core = self.stream.core
         learner.stream = self.stream
         learner.evaluator = Evaluator(cfg.evaluation, tokenizer, seed=cfg.seed)
+        learner.out_dir = self.out_dir
         return learner, learner.evaluator
 
     # ---- the run --------------------------------------------------------------------
     def run(self) -> dict:
+        if launched_processes() > 1:
+            process_state(self.config).wait_for_everyone()  # every process reads the folder before the main writes
         state = self._check_out_dir()
         learner, evaluator = self._build()  # a bad model or piece setting fails here, before any write
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        save_config(self.config, self.out_dir / "config.yaml")
+        self._set_main(learner)
+        if self.main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.config, self.out_dir / "config.yaml")
         if state:
             self._resume(state, learner)
         else:
@@ -124,27 +153,38 @@ class Experiment:
         for index in range(self.progress.domains_done, len(self.stream.domains)):
             self._learn_domain(learner, evaluator, index)
         results = self.results()
-        write_json(self.out_dir / "results.json", results)
-        write_run_report(self.out_dir, results)
+        if self.main:
+            write_json(self.out_dir / "results.json", results)
+            write_run_report(self.out_dir, results)
         self.log({"event": "done", "metrics": results["metrics"]})
         return results
+
+    def _set_main(self, learner: Learner) -> None:
+        """With several processes (docs/scale.md) all train and score alike; only the main one writes and shows."""
+        self.main = learner.accelerator.is_main_process
+        self.log.enabled = self.main
+        if not self.main:
+            self.config.evaluation.progress = False
+            learner.loop.progress = False
 
     def _resume(self, state: dict, learner: Learner) -> None:
         self.progress = Progress(**state["progress"])
         self.progress.curves = [[tuple(point) for point in curve] for curve in self.progress.curves]
-        pieces_state = checkpoint.load_checkpoint(self.out_dir, state, learner.model)
-        learner.load_pieces_state(pieces_state)
+        checkpoint.load_checkpoint(self.out_dir, state, learner.model, before_weights=learner.load_pieces_state)
         done = self.progress.domains_done
         if state.get("round", {}).get("domain") == done:
             self._round = checkpoint.load_training(self.out_dir, state)
         step = self._round["loop"]["step"] if self._round else 0
         within = f", {step} steps into the next" if step else ""
-        console.print(f"[bold]Resuming[/] {self.out_dir}: {done} of {len(self.stream.domains)} domains done{within}")
+        if self.main:
+            console.print(f"[bold]Resuming[/] {self.out_dir}: {done} of {len(self.stream.domains)} domains done"
+                          f"{within}")
         self.log({"event": "resume", "domains_done": done, "step": step})
 
     def _learn_domain(self, learner: Learner, evaluator: Evaluator, index: int) -> None:
         domain = self.stream.domains[index]
-        console.print(f"[bold]Learning[/] {domain.name} ({index + 1}/{len(self.stream.domains)})")
+        if self.main:
+            console.print(f"[bold]Learning[/] {domain.name} ({index + 1}/{len(self.stream.domains)})")
         resume, self._round = self._round, None
         curve = [tuple(p) for p in resume["curve"]] if resume else [(0, self.progress.matrix[index][index])]
 
@@ -154,12 +194,27 @@ class Experiment:
             self.log({"event": "curve", "domain": domain.name, "step": step, "score": score})
 
         started = time.perf_counter()
-        stats = learner.learn(domain, seed=self.config.seed * 1000 + index + 1, on_checkpoint=score_in_domain,
+        seed = self.config.seed * 1000 + index + 1
+        before = quality.snapshot(learner) if self.config.evaluation.self_teaching_quality and not resume else None
+        stats = learner.learn(domain, seed=seed, on_checkpoint=score_in_domain,
                               checkpoints=self._checkpointing(learner, index, curve, resume))
         self.progress.timing["train_s"].append(round(time.perf_counter() - started, 2))
+        if self.config.evaluation.self_teaching_quality:
+            self._reference(learner, evaluator, domain, seed, stats.steps, before)
         self.progress.steps.append(stats.steps)
         self.progress.curves.append(curve)
         self._score_row(learner, evaluator, row=index + 1)
+
+    def _reference(self, learner: Learner, evaluator: Evaluator, domain: Domain, seed: int, steps: int,
+                   before: quality.Snapshot | None) -> None:
+        """self_teaching_quality's reference: the same steps on the domain's own material (selfdirected/quality.py).
+
+        A round continued from a mid-domain checkpoint has no snapshot of its start: its reference is None."""
+        started = time.perf_counter()
+        score = quality.reference_score(learner, evaluator, domain, seed, steps, before) if before else None
+        self.progress.reference_scores.append(score)
+        self.progress.timing.setdefault("reference_s", []).append(round(time.perf_counter() - started, 2))
+        self.log({"event": "reference", "domain": domain.name, "steps": steps, "score": score})
 
     def _score_row(self, learner: Learner, evaluator: Evaluator, row: int) -> None:
         started = time.perf_counter()
@@ -214,6 +269,8 @@ class Experiment:
 
     def _save_within(self, learner: Learner, index: int, pieces_state: dict, curve: list, loop: LoopState) -> None:
         """A checkpoint inside domain `index`: weights now, pieces as the round began, the loop's state."""
+        if not self.main:
+            return
         name = f"domain-{index + 1}-step-{loop.step}"
         state = {**self._state(), "round": {"domain": index, "step": loop.step}}
         checkpoint.save_checkpoint(self.out_dir, name, learner.accelerator.unwrap_model(learner.model),
@@ -225,6 +282,8 @@ class Experiment:
         return {"fingerprint": config_fingerprint(self.config), "progress": self.progress.__dict__}
 
     def _save(self, learner: Learner, row: int) -> None:
+        if not self.main:
+            return
         checkpoint.save_checkpoint(self.out_dir, f"row-{row}", learner.model, learner.pieces_state(),
                                    self._state(), keep=self.config.checkpoint_keep)
         self.log({"event": "checkpoint", "name": f"row-{row}", "row": row})
@@ -232,6 +291,8 @@ class Experiment:
         write_run_report(self.out_dir)
 
     def _show_row(self, row: int, after: str, scores: list[float], canary: float | None) -> None:
+        if not self.main:
+            return
         table = Table(title=f"row {row}: {after}", show_header=True)
         for name in self.stream.domain_names + (["canary"] if canary is not None else []):
             table.add_column(name, justify="right")
@@ -239,6 +300,16 @@ class Experiment:
         console.print(table)
 
     # ---- results --------------------------------------------------------------------
+    def _self_teaching(self) -> list[float | None] | None:
+        """R[j][j] over the reference score per domain, when the run measured it."""
+        p = self.progress
+        if not self.config.evaluation.self_teaching_quality or len(p.reference_scores) != p.domains_done:
+            return None
+        learned = [p.matrix[j + 1][j] for j in range(p.domains_done)]
+        return [None if r is None else q for q, r in
+                zip(metrics.self_teaching_quality(learned, [r or 0 for r in p.reference_scores]),
+                    p.reference_scores, strict=True)]
+
     def results(self) -> dict:
         p = self.progress
         complete = p.domains_done == len(self.stream.domains)
@@ -253,9 +324,10 @@ class Experiment:
             "accuracy_matrix": p.matrix,
             "canary": canary,
             "exam_matrix": p.exam_matrix if self._scores_exams else None,
-            "metrics": metrics.all_metrics(p.matrix, canary, p.curves) if complete else None,
+            "metrics": metrics.all_metrics(p.matrix, canary, p.curves, self._self_teaching()) if complete else None,
             "complete": complete,
             "steps": p.steps,
+            "reference_scores": p.reference_scores if self.config.evaluation.self_teaching_quality else None,
             "timing": p.timing,
             "prompts": prompts.describe(self.config.evaluation.prompt),
             "items": {d.name: len(d.eval_items) for d in self.stream.domains},

@@ -21,7 +21,12 @@ import torch
 
 
 class LastGood:
-    """The trainable weights and the optimizer state after the last good step, kept in memory."""
+    """The trainable weights and the optimizer state after the last good step, kept in memory.
+
+    `save` runs after every good step, so it is one fused copy (`torch._foreach_copy_`) of every
+    weight and optimizer-state tensor into buffers kept from the first save: no per-parameter
+    Python work and no host sync.
+    """
 
     def __init__(self, optimizer: torch.optim.Optimizer, enabled: bool = True):
         self.optimizer = optimizer
@@ -29,6 +34,8 @@ class LastGood:
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
         self.weights = [p.detach().clone() for p in self.params] if enabled else []
         self.state: dict[int, dict] = {}
+        self._copies: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None  # (saved, live) pairs
+        self._states_seen = -1  # len(optimizer.state) when the pairs were built
         self.save()
 
     @torch.no_grad()
@@ -36,12 +43,26 @@ class LastGood:
         """Remember the current weights and optimizer state (copied into buffers kept from last time)."""
         if not self.enabled:
             return
-        for saved, p in zip(self.weights, self.params, strict=True):
-            saved.copy_(p)
+        if self._copies is None or self._states_seen != len(self.optimizer.state):
+            self._copies = self._pairs()
+        saved, live = self._copies
+        if saved:
+            torch._foreach_copy_(saved, live)
+
+    def _pairs(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Every tensor to copy on save and its buffer; built again when parameters gain optimizer state."""
+        saved, live = list(self.weights), [p.detach() for p in self.params]
         for index, p in enumerate(self.params):
-            live = self.optimizer.state.get(p)
-            if live:
-                self.state[index] = _copy_into(self.state.get(index, {}), live)
+            state = self.optimizer.state.get(p)
+            if not state:
+                continue
+            slots = self.state[index] = _copy_into(self.state.get(index, {}), state)
+            for key, value in state.items():
+                if torch.is_tensor(value):
+                    saved.append(slots[key])
+                    live.append(value)
+        self._states_seen = len(self.optimizer.state)
+        return saved, live
 
     @torch.no_grad()
     def restore(self) -> bool:
@@ -56,15 +77,16 @@ class LastGood:
                                            for k, v in self.state[index].items()}
             else:
                 self.optimizer.state.pop(p, None)
+        self._copies = None  # the optimizer now holds new state tensors
         return True
 
     @torch.no_grad()
     def weights_finite(self) -> bool:
-        """Whether every trainable weight is finite (one reduction, one host sync)."""
+        """Whether every trainable weight is finite (one fused reduction, one host sync)."""
         if not self.params:
             return True
-        norms = torch.stack([torch.linalg.vector_norm(p, dtype=torch.float32) for p in self.params])
-        return bool(torch.isfinite(norms).all())
+        norms = torch._foreach_norm([p.detach() for p in self.params], 2, dtype=torch.float32)
+        return bool(torch.isfinite(torch.stack([n.to(norms[0].device) for n in norms])).all())
 
 
 def _copy_into(slots: dict, live: dict) -> dict:

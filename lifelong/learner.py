@@ -40,6 +40,8 @@ class Learner:
         self.core: Domain | None = None  # the stream's core (replay) set, set by the Experiment
         self.stream = None  # the Stream being learned, set by the Experiment (self-test, diagnostics)
         self.evaluator = None  # the Experiment's Evaluator, for pieces that score the model
+        self.out_dir = None  # the run's output folder, set by the Experiment (generated material is kept there)
+        self.reference = False  # True during a documents-only reference round (self_teaching_quality)
         self.loop = TrainingLoop(config.training, self.accelerator, log, progress=config.evaluation.progress)
         for piece in self.pieces:
             piece.attach(self)
@@ -59,20 +61,51 @@ class Learner:
 
     def learn(self, domain: Domain, seed: int, on_checkpoint: Callable[[int], None] | None = None,
               checkpoints: Checkpointing | None = None) -> RoundStats:
-        """One learning round on `domain` (DESIGN §4 steps 1-4).
+        """One learning round on `domain` (DESIGN §4 steps 1-4), then every piece's `review` (the self-test).
 
         `checkpoints` saves the loop's state mid-round, or continues a round from a saved state;
         the pieces must then hold their state from the round's start, the model the saved weights.
         """
+        stats = self.run_round(domain, seed, on_checkpoint=on_checkpoint, checkpoints=checkpoints)
+        for piece in self.pieces:
+            kept = piece.review(domain)
+            if isinstance(kept, RoundStats):  # a repair round that was kept replaces the round's stats
+                stats = kept
+        return stats
+
+    def run_round(self, domain: Domain, seed: int, extra: Sequence[Example] = (),
+                  on_checkpoint: Callable[[int], None] | None = None, checkpoints: Checkpointing | None = None,
+                  epochs: int | None = None) -> RoundStats:
+        """Steps 1-4 without the review: before_round, examples (+ `extra`, added after the pieces' chain),
+        the training loop (`epochs` overrides training.epochs), after_round. A repair round calls this again."""
         for piece in self.pieces:
             piece.before_round(domain)
-        examples = self.examples(domain)
-        stats = self.loop.run(self.model, self.tokenizer, examples, self.param_groups(), self.pieces,
-                              seed=seed, domain=domain.name, on_checkpoint=on_checkpoint,
-                              checkpoints=checkpoints)
+        examples = self.examples(domain) + list(extra)
+        loop = self.loop
+        if epochs is not None and epochs != self.config.training.epochs:
+            loop = TrainingLoop(self.config.training.model_copy(update={"epochs": epochs}), self.accelerator,
+                                self.log, progress=self.config.evaluation.progress)
+        stats = loop.run(self.model, self.tokenizer, examples, self.param_groups(), self.pieces,
+                         seed=seed, domain=domain.name, on_checkpoint=on_checkpoint, checkpoints=checkpoints)
         self.model = self.accelerator.unwrap_model(self.model)
         for piece in self.pieces:
             piece.after_round(domain)
+        return stats
+
+    def learn_reference(self, domain: Domain, seed: int, steps: int) -> RoundStats:
+        """A reference round for self_teaching_quality: exactly `steps` optimizer steps on the domain's own
+        material, the self-directed pieces generating nothing (`reference` is True); no after_round and no
+        review: the caller restores the learner's state afterwards (lifelong/selfdirected/quality.py)."""
+        self.reference = True
+        try:
+            for piece in self.pieces:
+                piece.before_round(domain)
+            examples = self.examples(domain)
+            stats = self.loop.run(self.model, self.tokenizer, examples, self.param_groups(), self.pieces,
+                                  seed=seed, domain=f"{domain.name} (reference)", steps=steps)
+        finally:
+            self.reference = False
+            self.model = self.accelerator.unwrap_model(self.model)
         return stats
 
     def pieces_state(self) -> dict:

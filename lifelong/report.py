@@ -270,12 +270,43 @@ def _loss_section(log_records: list[dict]) -> str:
 
 
 def _events_section(log_records: list[dict]) -> str:
-    events = [r for r in log_records if r.get("event") not in ("train", "eval", None)]
+    events = [r for r in log_records if r.get("event") not in ("train", "eval", "restem", "diagnostics", None)]
     if not events:
         return ""
     keys = ["event"] + sorted({k for r in events for k in r} - {"event"})
     rows = [[_esc(_fmt(r.get(k, ""))) for k in keys] for r in events]
     return "<h2>Events</h2>" + _table(keys, rows, numeric_from=len(keys))
+
+
+RESTEM_COLUMNS = ["mean_score", "best_score", "baseline_score", "candidate_spread", "repeat_spread",
+                  "mean_likelihood", "best_likelihood", "candidate_spread_likelihood", "repeat_spread_likelihood",
+                  "kept", "writer_loss", "seconds"]
+
+
+def _restem_section(log_records: list[dict]) -> str:
+    """ReSTEM rounds (`restem` events): do kept notes improve the writer, and is the reward above its noise?"""
+    rounds = [r for r in log_records if r.get("event") == "restem"]
+    if not rounds:
+        return ""
+    labels = [f"{r.get('domain', '')} r{r.get('round', i + 1)}" for i, r in enumerate(rounds)]
+    scores = _lines_fig(labels, {name: [_num(r.get(key)) for r in rounds] for name, key in (
+        ("mean candidate", "mean_score"), ("best candidate", "best_score"), ("no notes", "baseline_score"))},
+        "Quiz score of candidate notes per ReSTEM round", "domain, round", "score", yrange=[0, 1.05])
+    likelihoods = _lines_fig(labels, {name: [_num(r.get(key)) for r in rounds] for name, key in (
+        ("mean candidate", "mean_likelihood"), ("best candidate", "best_likelihood"),
+        ("no notes", "baseline_likelihood"))},
+        "Mean log-probability of the quiz answers per ReSTEM round (the graded reward)", "domain, round",
+        "log-probability per answer token")
+    spreads = _lines_fig(labels, {name: [_num(r.get(key)) for r in rounds] for name, key in (
+        ("between candidates (score)", "candidate_spread"), ("same candidate, other seeds (score)", "repeat_spread"),
+        ("between candidates (log-lik.)", "candidate_spread_likelihood"),
+        ("same candidate, other seeds (log-lik.)", "repeat_spread_likelihood"))},
+        "Reward spread: candidates against repeated evaluations (noise)", "domain, round", "standard deviation")
+    rows = [[_esc(label)] + [_esc(_fmt(r.get(key))) for key in RESTEM_COLUMNS] for label, r in zip(labels, rounds,
+                                                                                                   strict=True)]
+    return ("<h2>ReSTEM rounds (study notes)</h2>" + _plot_div(scores, "restem", "plot-restem-scores")
+            + _plot_div(likelihoods, "restem", "plot-restem-likelihood")
+            + _plot_div(spreads, "restem", "plot-restem-spread") + _table(["round"] + RESTEM_COLUMNS, rows))
 
 
 def _prompts_section(results: dict) -> str:
@@ -319,6 +350,20 @@ def _exam_section(results: dict) -> str:
     return "<h2>Exam questions</h2>" + _plot_div(fig, "heatmap", "plot-exam-heatmap")
 
 
+def _dashboard_section(records: list[dict]) -> str:
+    """The self-test's capability dashboard (lifelong/selftest/dashboard.py); empty without a self-test."""
+    from lifelong.selftest.dashboard import dashboard_section  # lazy: it draws with this module's helpers
+
+    return dashboard_section(records)
+
+
+def _why_section(results: dict, records: list[dict]) -> str:
+    """Forgetting diagnostics beside each round's forgetting (lifelong/diagnostics/report.py)."""
+    from lifelong.diagnostics.report import why_section
+
+    return why_section(results, records)
+
+
 def render_run_report(results: dict, log_records: list[dict]) -> str:
     """The full HTML page for one run (results.json contents + log.jsonl records)."""
     records = [r for r in log_records or [] if isinstance(r, dict)]
@@ -330,7 +375,10 @@ def render_run_report(results: dict, log_records: list[dict]) -> str:
         _exam_section(results),
         _curves_section(results),
         _canary_section(results),
+        _dashboard_section(records),
         _loss_section(records),
+        _why_section(results, records),
+        _restem_section(records),
         _events_section(records),
         _prompts_section(results),
         _config_section(results),

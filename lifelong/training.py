@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 from accelerate import Accelerator
+from accelerate.data_loader import prepare_data_loader
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
@@ -87,6 +88,40 @@ def collate(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     return batch
 
 
+LOSS_SCALE = "loss_scale"
+
+
+def _targets(feature: dict) -> int:
+    """Tokens whose loss a causal LM counts: labels after the first position that are not ignored."""
+    return sum(label != IGNORE_INDEX for label in feature["labels"][1:])
+
+
+def shard_batch(batch: list[dict], rank: int, world: int) -> tuple[list[dict], float | None]:
+    """This process's part of a batch and the weight of its mean loss; (batch, None) for one process.
+
+    Process `rank` takes examples rank, rank + world, ...; its mean token loss is weighted by
+    world * its tokens / the batch's tokens, so that the average over processes of the weighted
+    gradients (what DDP computes) is the gradient of the whole batch's mean token loss, as in one
+    process. A process left without an example (a batch smaller than the number of processes)
+    runs the batch's first one with weight 0: every process must take part in every step.
+    """
+    if world == 1:
+        return batch, None
+    mine = batch[rank::world]
+    if not mine:
+        return batch[:1], 0.0
+    total = sum(_targets(f) for f in batch)
+    return mine, (world * sum(_targets(f) for f in mine) / total) if total else 0.0
+
+
+def collate_shard(shard: tuple[list[dict], float | None], pad_id: int) -> dict[str, torch.Tensor]:
+    features, scale = shard
+    batch = collate(features, pad_id)
+    if scale is not None:
+        batch[LOSS_SCALE] = torch.tensor(scale)
+    return batch
+
+
 def default_batches(examples: Sequence[Example], batch_size: int, rng: random.Random) -> list[list[Example]]:
     """One epoch: the examples in a seeded random order, cut into batches."""
     order = list(examples)
@@ -103,6 +138,19 @@ def plan_epochs(examples: Sequence[Example], pieces: Sequence[Piece], batch_size
         plan = next((b for p in pieces if (b := p.batches(list(examples), batch_size, rng)) is not None), None)
         plans.append(plan if plan is not None else default_batches(examples, batch_size, rng))
     return plans
+
+
+def _release(accelerator: Accelerator) -> None:
+    """Drop the accelerator's references to the round's prepared objects.
+
+    `Accelerator.free_memory` does this and then runs `gc.collect()`, which took about a second per
+    round in a process holding a model (bench/train_overhead.py); nothing here needs the collection.
+    """
+    if getattr(accelerator, "deepspeed_engine_wrapped", None) is not None:
+        accelerator.free_memory()
+        return
+    accelerator._schedulers, accelerator._optimizers, accelerator._models, accelerator._dataloaders = [], [], [], []
+    accelerator.step = 0
 
 
 def seed_everything(seed: int) -> None:
@@ -160,7 +208,7 @@ class _Round:
     domain: str
     total: int
     pieces: Sequence[Piece]
-    model: torch.nn.Module
+    model: torch.nn.Module  # as prepared by Accelerate (wrapped for DDP/FSDP): the forward pass runs through it
     optimizer: torch.optim.Optimizer
     loader: DataLoader
     scheduler: object
@@ -168,6 +216,7 @@ class _Round:
     raw_scheduler: object
     guard: LastGood
     stats: RoundStats
+    unwrapped: torch.nn.Module | None = None  # the model itself, for the pieces' hooks (unwrapped once per round)
 
 
 @dataclass
@@ -202,16 +251,23 @@ class TrainingLoop:
     def run(self, model, tokenizer, examples: Sequence[Example], param_groups: list[dict],
             pieces: Sequence[Piece], seed: int, domain: str,
             on_checkpoint: Callable[[int], None] | None = None,
-            checkpoints: Checkpointing | None = None) -> RoundStats:
+            checkpoints: Checkpointing | None = None, steps: int | None = None) -> RoundStats:
         """Train `model` in place; `on_checkpoint(step)` is called at each curve point.
 
         `checkpoints` saves the loop's state every few steps and, given a saved state, continues
-        the round from it (the caller has loaded the weights saved with it).
+        the round from it (the caller has loaded the weights saved with it). `steps` fixes the
+        number of optimizer steps instead of `epochs` (more epochs are planned, the last one cut).
         """
         cfg = self.config
         checkpoints = checkpoints or Checkpointing()
         seed_everything(seed)
-        batches = self._tokenized(tokenizer, plan_epochs(examples, pieces, cfg.batch_size, cfg.epochs, seed))
+        epochs = cfg.epochs
+        if steps is not None:
+            per_epoch = max(1, len(plan_epochs(examples, pieces, cfg.batch_size, 1, seed)[0]))
+            epochs = max(1, math.ceil(steps * cfg.grad_accum / per_epoch))
+        batches = self._tokenized(tokenizer, plan_epochs(examples, pieces, cfg.batch_size, epochs, seed))
+        if steps is not None:
+            batches = batches[:steps * cfg.grad_accum]
         if not batches:
             raise TrainingFault(f"domain {domain!r}: no training examples")
         r = self._start(model, tokenizer, batches, param_groups, pieces, domain, checkpoints.resume)
@@ -236,9 +292,9 @@ class TrainingLoop:
             self._points(r, points, final=True)  # a dropped (faulty) step ends the round one step short
         finally:
             bar.close()
-            self.accelerator.free_memory()
+            _release(self.accelerator)
         r.stats.seconds = time.perf_counter() - started
-        r.stats.tokens = int(self._tokens)
+        r.stats.tokens = int(self._all_processes(self._tokens))
         return r.stats
 
     def _start(self, model, tokenizer, batches: list[list[dict]], param_groups: list[dict],
@@ -254,21 +310,34 @@ class TrainingLoop:
             optimizer.load_state_dict(resume.optimizer)
             scheduler.load_state_dict(resume.scheduler)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        accelerator = self.accelerator
+        shards = [shard_batch(batch, accelerator.process_index, accelerator.num_processes)
+                  for batch in batches[start * cfg.grad_accum:]]
         # Its own generator: a loader draws a seed when it starts, which must not move the global random
-        # state that a continued round restores.
-        loader = DataLoader(batches[start * cfg.grad_accum:], batch_size=None, shuffle=False,
-                            collate_fn=lambda b: collate(b, pad_id), generator=torch.Generator())
+        # state that a continued round restores. Each process already holds its own part of every batch,
+        # so the loader is prepared as for one process (Accelerate would otherwise deal whole batches out).
+        loader = DataLoader(shards, batch_size=None, shuffle=False,
+                            collate_fn=lambda shard: collate_shard(shard, pad_id), generator=torch.Generator())
+        loader = prepare_data_loader(loader, accelerator.device, num_processes=1, process_index=0,
+                                     put_on_device=accelerator.device_placement, rng_types=[],
+                                     non_blocking=accelerator.non_blocking)
         model.train()
-        prepared = self.accelerator.prepare(model, optimizer, loader, scheduler)
+        model, optimizer_wrapped = accelerator.prepare(model, optimizer)
         for piece in pieces:
             piece.before_training(total, math.ceil(total / cfg.epochs))
         self._micro_batches = 0
-        self._tokens = torch.tensor(resume.tokens if resume else 0, dtype=torch.long)
+        # This process's tokens; the count in a saved state is every process's, kept by the main one.
+        tokens = resume.tokens if resume and accelerator.is_main_process else 0
+        self._tokens = torch.tensor(tokens, dtype=torch.long)
+        self._loss_faults = self._step_loss = None  # the current step's non-finite losses, on device
         stats = RoundStats(steps=start, skipped_steps=resume.faults if resume else 0)
         if resume:
             set_rng_state(resume.rng)
-        return _Round(domain, total, pieces, *prepared, raw_optimizer=optimizer, raw_scheduler=scheduler,
-                      guard=LastGood(optimizer, enabled=cfg.fault_snapshot), stats=stats)
+        # The schedule steps once per optimizer step, whatever the number of processes: every process
+        # takes every step (on its part of the batch), so Accelerate's scheduler wrapper is not used.
+        return _Round(domain, total, pieces, model, optimizer_wrapped, loader, scheduler, raw_optimizer=optimizer,
+                      raw_scheduler=scheduler, guard=LastGood(optimizer, enabled=cfg.fault_snapshot), stats=stats,
+                      unwrapped=accelerator.unwrap_model(model))
 
     def _points(self, r: _Round, points: _Points, final: bool) -> None:
         """The log point and the in-domain curve point of the step just taken, when due."""
@@ -284,7 +353,7 @@ class TrainingLoop:
     def _loop_state(self, r: _Round) -> LoopState:
         return LoopState(step=r.stats.steps, optimizer=r.raw_optimizer.state_dict(),
                          scheduler=r.raw_scheduler.state_dict(), rng=rng_state(), faults=r.stats.skipped_steps,
-                         tokens=int(self._tokens))
+                         tokens=int(self._all_processes(self._tokens)))
 
     def _tokenized(self, tokenizer, plans: list[list[list[Example]]]) -> list[list[dict]]:
         """Token features per planned batch; each distinct example is tokenised once per round."""
@@ -295,26 +364,36 @@ class TrainingLoop:
         return [batch for batch in batches if batch]
 
     def _micro_step(self, r: _Round, batch) -> bool:
-        """One micro-batch; returns True when it completed a good optimizer step."""
+        """One micro-batch; returns True when it completed a good optimizer step.
+
+        The hot path has one host sync per optimizer step (two with the last-good snapshot): the
+        fault checks of the loss and the gradient norm are read together once the step's gradients
+        are ready, because the step must be dropped before the update; the snapshot's check that the
+        update left finite weights is the second. Nothing else waits for the device: losses and the
+        token count stay on it until a log point.
+        """
         accelerator = self.accelerator
         if self._micro_batches % self.config.grad_accum == 0:
             for piece in r.pieces:
                 piece.before_step(r.stats.steps)
         self._micro_batches += 1
         with accelerator.accumulate(r.model):
-            loss = self._loss(r.model, batch, r.pieces)
-            if not torch.isfinite(loss.detach()):
-                return self._fault(r, "non_finite_loss", loss.item())
+            loss = self._loss(r, batch)
+            self._note_loss(loss.detach())
             accelerator.backward(loss)
             if accelerator.sync_gradients:
-                norm = self._gradients_ready(r, batch)
+                loss_faults, loss_value, norm = self._gradients_ready(r, batch)
+                self._loss_faults = self._step_loss = None
+                if loss_faults:
+                    return self._fault(r, "non_finite_loss", loss_value)
                 if norm_fault(norm, self.config.max_grad_norm_fault):
                     return self._fault(r, "grad_norm", norm)
             self._tokens = self._tokens + batch["attention_mask"].sum()  # stays on device until logged
             r.optimizer.step()
-            if accelerator.sync_gradients and r.guard.enabled and not r.guard.weights_finite():
+            if accelerator.sync_gradients and r.guard.enabled and not self._weights_finite(r):
                 return self._fault(r, "non_finite_weights")
-            r.scheduler.step()
+            if accelerator.sync_gradients:
+                r.scheduler.step()
             r.optimizer.zero_grad(set_to_none=True)
         if not accelerator.sync_gradients:
             return False
@@ -323,28 +402,67 @@ class TrainingLoop:
         r.guard.save()
         return True
 
-    def _gradients_ready(self, r: _Round, batch) -> float | None:
-        """The pieces adjust the step's gradients (SAM), then they are clipped; returns their norm."""
+    def _note_loss(self, loss: torch.Tensor) -> None:
+        """Count a non-finite micro-batch loss and keep the first one's value, on device (no sync)."""
+        bad = ~torch.isfinite(loss)
+        if self._loss_faults is None:
+            self._loss_faults, self._step_loss = bad.to(torch.int32), loss
+        else:
+            self._loss_faults = self._loss_faults + bad.to(torch.int32)
+            self._step_loss = torch.where(torch.isfinite(self._step_loss), loss, self._step_loss)
+
+    def _gradients_ready(self, r: _Round, batch) -> tuple[int, float, float | None]:
+        """The pieces adjust the step's gradients (SAM), then they are clipped.
+
+        Returns, read from the device in one sync: how many of the step's micro-batch losses were not
+        finite, the first non-finite one (else the last), and the gradient norm (None when there is none).
+        """
         accelerator = self.accelerator
 
         def closure() -> torch.Tensor:
-            again = self._loss(r.model, batch, r.pieces)
+            again = self._loss(r, batch)
             accelerator.backward(again)
             return again.detach()
 
         for piece in r.pieces:
-            piece.adjust_gradients(accelerator.unwrap_model(r.model), closure)
+            piece.adjust_gradients(r.unwrapped, closure)
         norm = accelerator.clip_grad_norm_(r.model.parameters(), self.config.max_grad_norm or math.inf)
-        return None if norm is None else float(norm)
+        values = [self._loss_faults.float(), self._step_loss.float()]
+        # Every process decides alike: a non-finite loss on one of them is a fault on all (the norm is
+        # already the same everywhere: the gradients were averaged).
+        values = self._all_processes(torch.stack(values))
+        if norm is not None:
+            values = torch.cat([values, torch.as_tensor(norm).to(values.device, torch.float32).reshape(1)])
+        read = values.tolist()  # the step's one host sync
+        return int(read[0]), read[1], (read[2] if norm is not None else None)
 
-    def _loss(self, model, batch, pieces) -> torch.Tensor:
-        """The language-model loss plus every piece's penalty term."""
-        loss = model(**batch).loss
-        for piece in pieces:
-            extra = piece.penalty(self.accelerator.unwrap_model(model))
+    def _weights_finite(self, r: _Round) -> bool:
+        """The snapshot's check after the update, agreed by every process (each may hold a shard)."""
+        if self.accelerator.num_processes == 1:
+            return r.guard.weights_finite()
+        bad = torch.tensor([0.0 if r.guard.weights_finite() else 1.0], device=self.accelerator.device)
+        return not bool(self._all_processes(bad).item())
+
+    def _all_processes(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The sum over processes (a collective every process reaches at the same point), or the tensor."""
+        if self.accelerator.num_processes == 1:
+            return tensor
+        return self.accelerator.reduce(tensor.to(self.accelerator.device).clone(), reduction="sum")
+
+    def _loss(self, r: _Round, batch) -> torch.Tensor:
+        """The language-model loss plus every piece's penalty term.
+
+        With several processes each computes its part of the batch, weighted (`loss_scale`) so that
+        the gradients' average over processes is the whole batch's (see `shard_batch`).
+        """
+        scale = batch.get(LOSS_SCALE)
+        inputs = batch if scale is None else {k: v for k, v in batch.items() if k != LOSS_SCALE}
+        loss = r.model(**inputs).loss
+        for piece in r.pieces:
+            extra = piece.penalty(r.unwrapped)
             if extra is not None:
                 loss = loss + extra
-        return loss
+        return loss if scale is None else loss * scale
 
     def _fault(self, r: _Round, kind: str, value: float | None = None) -> bool:
         """Drop the step, return to the last good state and lower the LR; a second fault ends the round."""
@@ -365,8 +483,11 @@ class TrainingLoop:
         return False
 
     def _log_point(self, domain: str, stats: RoundStats, optimizer, started: float) -> None:
-        recent = stats.losses[-self.config.log_every:]
-        loss = torch.stack(recent).float().mean().item()  # one host sync per log point, not per step
+        recent = torch.stack(stats.losses[-self.config.log_every:]).float().mean()
+        world = self.accelerator.num_processes
+        # One host sync per log point, not per step; with several processes also one collective.
+        loss, tokens = self._all_processes(torch.stack([recent / world, self._tokens.to(recent.device).float()]))
+        loss, tokens = loss.item(), tokens.item()
         elapsed = time.perf_counter() - started
         self.log({"event": "train", "domain": domain, "step": stats.steps, "loss": round(loss, 5),
-                  "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": round(int(self._tokens) / elapsed, 1)})
+                  "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": round(tokens / elapsed, 1)})

@@ -10,7 +10,8 @@ from lifelong.cli import app, main
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["compare"], ["eval"], ["report"], ["data"], ["data", "prepare"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["compare"], ["eval"], ["report"], ["data"], ["data", "prepare"],
+                                     ["learn"]])
 def test_every_command_has_help(command):
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output

@@ -125,3 +125,29 @@ def test_shared_prefix_cache_gives_the_same_scores(tiny, evaluator, monkeypatch)
     plain = answer_log_probs()
     assert cached.keys() == plain.keys()
     assert all(abs(cached[k] - plain[k]) < 1e-3 for k in plain)
+
+
+def test_a_reply_must_say_an_answer_that_normalisation_empties(evaluator):
+    """An alias such as "~" normalises to nothing; an empty reply must not match it (either prompt mode)."""
+    item = QAItem("Variables begin with which symbol?", "tilde", aliases=("~",))
+    assert evaluator.reply_is_correct(" ~\n", item) and evaluator.reply_is_correct(" Tilde.", item)
+    assert not evaluator.reply_is_correct("\n", item) and not evaluator.reply_is_correct(" .", item)
+    chat = Evaluator(EvaluationConfig(prompt=PromptConfig(mode="chat"), progress=False), evaluator.tokenizer)
+    assert chat.reply_is_correct("It begins with ~ always.", item)
+    assert not chat.reply_is_correct("It begins with a letter.", item)
+
+
+@pytest.mark.parametrize("prefix_cache", [True, False])
+def test_an_mc_prompt_shared_by_its_choices_gives_the_same_scores(tiny, evaluator, monkeypatch, prefix_cache):
+    """The prompt's keys and values computed once per item, then the choices: the per-choice scores stay."""
+    import lifelong.evaluation.evaluator as module
+
+    if not prefix_cache:
+        monkeypatch.setattr(module, "MIN_SHARED_PREFIX", 10**9)
+    model, _ = tiny
+    choices = [("red", "blue", "a long green thing"), ("x", "y"), ("one two three four five", "six", "seven eight")]
+    items = [MCItem(q, choices[n % 3], n % 2) for n, q in enumerate(QUESTIONS)]
+    shared = evaluator.choice_log_likelihoods(model, items, share_question=True)
+    flat = evaluator.choice_log_likelihoods(model, items, share_question=False)
+    assert shared.keys() == flat.keys() == {(i, c) for i, item in enumerate(items) for c in range(len(item.choices))}
+    assert all(abs(shared[k] - flat[k]) < 1e-3 for k in flat)

@@ -55,9 +55,17 @@ def test_literature_defaults():
 
 
 def test_presets_c_and_d_resolve_to_their_pieces():
-    assert config_module.CONDITIONS == ("a", "b", "c", "d")
+    assert {"a", "b", "c", "d", "f"} <= set(config_module.CONDITIONS)
     c = load_config(overrides={"condition": "c"})
     assert c.pieces == ["lora", "replay"] and c.training.lr == 1e-3 and c.lora.after_domain == "merge"
     d = load_config(overrides={"condition": "d"})
     assert d.pieces == ["lora", "replay", "layerwise_lr"] and d.layerwise_lr.xi == 0.9
     assert [p.name for p in build_pieces(d.pieces, d)] == d.pieces
+
+
+def test_preset_e_is_every_piece_with_generators_before_replay():
+    e = load_config(overrides={"condition": "e"})
+    assert set(e.pieces) >= {"lora", "layerwise_lr", "ewc", "gap_detection", "restem", "study_notes", "replay",
+                             "self_test"}
+    assert e.pieces.index("replay") > max(e.pieces.index(name) for name in ("gap_detection", "study_notes", "restem"))
+    assert [p.name for p in build_pieces(e.pieces, e)] == e.pieces

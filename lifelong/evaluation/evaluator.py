@@ -137,6 +137,23 @@ class Evaluator:
                     right[seq.owner[0]] = True
         return right
 
+    def answer_likelihoods(self, model, items: Sequence[QAItem], desc: str = "qa") -> list[tuple[bool, float]]:
+        """Per item, from the same one teacher-forced pass: the exact-match verdict and the best answer
+        variant's mean log-probability per token (a graded reward: ReSTEM breaks ties between note sets with it)."""
+        sequences = self._sequences(items, lambda item: item.answers)
+        right = [False] * len(items)
+        best = [-math.inf] * len(items)
+        for batch, logits, offset in self._forward_batches(model, sequences, desc):
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
+            for row, seq in enumerate(batch):
+                owner = seq.owner[0]
+                right[owner] = right[owner] or self._greedy_would_answer(logits[row], seq, offset)
+                start = len(seq.context) - 1 - offset
+                targets = torch.tensor(seq.continuation, device=log_probs.device)
+                mean = log_probs[row, start:start + len(targets)].gather(-1, targets[:, None]).mean().item()
+                best[owner] = max(best[owner], mean)
+        return list(zip(right, best, strict=True))
+
     def _greedy_would_answer(self, logits: torch.Tensor, seq: _Sequence, offset: int = 0) -> bool:
         """`logits[t]` predicts token offset+t+1 of the sequence."""
         start = len(seq.context) - 1 - offset
@@ -150,11 +167,19 @@ class Evaluator:
         return [self.reply_is_correct(reply, item) for reply, item in zip(replies, items, strict=True)]
 
     def reply_is_correct(self, reply: str, item: QAItem) -> bool:
+        """Chat mode: a normalised answer occurs in the reply; few-shot: the reply's first line is one.
+
+        An answer that normalisation empties (an alias such as "~") is compared as written, stripped:
+        an empty reply must not match it.
+        """
         if self.prompt.mode == "chat":
             text = f" {prompts.normalize_answer(reply)} "
-            return any(f" {prompts.normalize_answer(a)} " in text for a in item.answers)
+            return any(f" {norm} " in text if (norm := prompts.normalize_answer(a)) else a.strip() in reply
+                       for a in item.answers)
         first_line = reply.split("\n", 1)[0]
-        return prompts.normalize_answer(first_line) in {prompts.normalize_answer(a) for a in item.answers}
+        said = prompts.normalize_answer(first_line)
+        return any(said == norm if (norm := prompts.normalize_answer(a)) else first_line.strip() == a.strip()
+                   for a in item.answers)
 
     @torch.inference_mode()
     def generate(self, model, texts: Sequence[str], desc: str = "generate") -> list[str]:
@@ -183,20 +208,100 @@ class Evaluator:
 
     # ---- mc -----------------------------------------------------------------------------
     def mc_verdicts(self, model, items: Sequence[MCItem], desc: str = "mc") -> list[bool]:
-        sequences = self._sequences(items, lambda item: item.choices)
-        scores: dict[tuple[int, int], float] = {}
-        for batch, logits, offset in self._forward_batches(model, sequences, desc):
-            log_probs = torch.log_softmax(logits.float(), dim=-1)
-            for row, seq in enumerate(batch):
-                start = len(seq.context) - 1 - offset
-                targets = torch.tensor(seq.continuation, device=log_probs.device)
-                total = log_probs[row, start:start + len(targets)].gather(-1, targets[:, None]).sum().item()
-                choice = items[seq.owner[0]].choices[seq.owner[1]]
-                scores[seq.owner] = total / len(prompts.answer_continuation(choice))
+        totals = self.choice_log_likelihoods(model, items, desc)
+        scores = {owner: total / len(prompts.answer_continuation(items[owner[0]].choices[owner[1]]))
+                  for owner, total in totals.items()}
         return [
             max(range(len(item.choices)), key=lambda c, i=i: scores[(i, c)]) == item.answer
             for i, item in enumerate(items)
         ]
+
+    def choice_log_likelihoods(self, model, items: Sequence[MCItem], desc: str = "mc",
+                               share_question: bool = True) -> dict[tuple[int, int], float]:
+        """Log-likelihood of each choice's continuation after the item's prompt, keyed (item, choice).
+
+        With `share_question` an item's prompt runs once for all its choices (its keys and values are
+        reused, then the choices run as a batch); without, each choice is one whole sequence.
+        """
+        if share_question:
+            return self._shared_question_log_likelihoods(model, items, desc)
+        totals: dict[tuple[int, int], float] = {}
+        for batch, logits, offset in self._forward_batches(model, self._sequences(items, lambda i: i.choices), desc):
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
+            for row, seq in enumerate(batch):
+                start = len(seq.context) - 1 - offset
+                targets = torch.tensor(seq.continuation, device=log_probs.device)
+                totals[seq.owner] = log_probs[row, start:start + len(targets)].gather(-1, targets[:, None]).sum().item()
+        return totals
+
+    @torch.inference_mode()
+    def _shared_question_log_likelihoods(self, model, items: Sequence[MCItem], desc: str):
+        """Two passes per group of items: their prompts (after the shared few-shot prefix), then every
+        choice of theirs on the prompts' keys and values. The prompt pass's last logits score each
+        choice's first token, the choice pass scores the rest."""
+        contexts = [self._context_ids(item.question) for item in items]
+        choices = [[self._encode(prompts.answer_continuation(c)) for c in item.choices] for item in items]
+        prefix = _shared_prefix([_Sequence(context, [], (i, 0)) for i, context in enumerate(contexts)])
+        was_training = model.training
+        model.eval()
+        totals: dict[tuple[int, int], float] = {}
+        try:
+            prefix_cache = self._prefix_cache(model, prefix)
+            offset = len(prefix) if prefix_cache is not None else 0
+            order = sorted(range(len(items)), key=lambda i: len(contexts[i]), reverse=True)
+            groups = [order[k:k + self.config.batch_size] for k in range(0, len(order), self.config.batch_size)]
+            for group in tqdm(groups, desc=desc, disable=not self.config.progress, leave=False):
+                prompts_out = self._run_rows(model, [contexts[i][offset:] for i in group], prefix_cache, offset,
+                                             [offset] * len(group))
+                lengths = [len(contexts[i]) - offset for i in group]
+                last = prompts_out.logits[torch.arange(len(group)), torch.tensor(lengths) - 1].float()
+                first = torch.log_softmax(last, dim=-1)  # predicts each choice's first token
+                firsts = {(i, c): first[g, toks[0]] for g, i in enumerate(group) for c, toks in enumerate(choices[i])}
+                rows = [(g, i, c) for g, i in enumerate(group) for c, toks in enumerate(choices[i]) if len(toks) > 1]
+                rest: dict[tuple[int, int], torch.Tensor] = {}
+                for k in range(0, len(rows), self.config.batch_size):
+                    chunk = rows[k:k + self.config.batch_size]
+                    cache = _cache_rows(prompts_out.past_key_values, [g for g, _, _ in chunk])
+                    mask = torch.zeros((len(chunk), offset + max(lengths)), dtype=torch.long)
+                    mask[:, :offset] = 1
+                    for r, (g, _, _) in enumerate(chunk):
+                        mask[r, offset:offset + lengths[g]] = 1
+                    out = self._run_rows(model, [choices[i][c] for _, i, c in chunk], cache, offset + max(lengths),
+                                         [offset + lengths[g] for g, _, _ in chunk], past_mask=mask)
+                    log_probs = torch.log_softmax(out.logits.float(), dim=-1)
+                    for r, (_, i, c) in enumerate(chunk):
+                        targets = torch.tensor(choices[i][c][1:], device=log_probs.device)
+                        rest[(i, c)] = log_probs[r, :len(targets)].gather(-1, targets[:, None]).sum()
+                owners = list(firsts)
+                values = torch.stack([firsts[o] + rest[o] if o in rest else firsts[o] for o in owners]).tolist()
+                totals.update(zip(owners, values, strict=True))
+        finally:
+            model.train(was_training)
+        return totals
+
+    def _run_rows(self, model, rows: list[list[int]], cache, past: int, starts: list[int],
+                  past_mask: torch.Tensor | None = None):
+        """One forward of right-padded `rows` after `past` cached positions; row r's tokens take positions
+        starts[r], starts[r] + 1, ... `past_mask` says which cached positions each row sees (default: all)."""
+        pad = self.tokenizer.pad_token_id or 0
+        width = max(len(ids) for ids in rows)
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(rows), past + width), dtype=torch.long)
+        attention[:, :past] = 1 if past_mask is None else past_mask
+        for r, ids in enumerate(rows):
+            input_ids[r, :len(ids)] = torch.tensor(ids)
+            attention[r, past:past + len(ids)] = 1
+        positions = torch.tensor(starts)[:, None] + torch.arange(width)[None, :]
+        extra = {}
+        if cache is not None:
+            if past_mask is None:  # the shared prefix: one row, repeated for the batch
+                cache = _cache_rows(cache, [0] * len(rows))
+            extra = {"past_key_values": cache, "use_cache": True}
+        else:
+            extra = {"use_cache": True}
+        device = model.device
+        return model(input_ids=input_ids.to(device), attention_mask=attention.to(device),
+                     position_ids=positions.to(device), **extra)
 
     # ---- documents ----------------------------------------------------------------------
     def perplexity(self, model, texts: Sequence[str], desc: str = "perplexity") -> float:
@@ -255,6 +360,14 @@ class Evaluator:
             return None
         ids = torch.tensor([prefix], device=model.device)
         return model(input_ids=ids, use_cache=True).past_key_values
+
+
+def _cache_rows(cache, rows: list[int]):
+    """A cache holding the given batch rows of `cache` (repeats allowed), leaving `cache` as it was."""
+    selected = copy.copy(cache)
+    selected.layers = [copy.copy(layer) for layer in cache.layers]
+    selected.batch_select_indices(torch.tensor(rows, device=cache.layers[0].keys.device))
+    return selected
 
 
 def _shared_prefix(sequences: Sequence[_Sequence]) -> list[int]:

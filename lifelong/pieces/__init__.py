@@ -4,17 +4,28 @@ from __future__ import annotations
 
 from lifelong.errors import ConfigError
 from lifelong.pieces.base import Piece
+from lifelong.pieces.consolidation import Consolidation
+from lifelong.pieces.critique import Critique
+from lifelong.pieces.diagnostics import Diagnostics
 from lifelong.pieces.ewc import Ewc
+from lifelong.pieces.fast_adapters import FastAdapters
 from lifelong.pieces.freezing import Freezing
 from lifelong.pieces.full_finetune import FullFinetune
+from lifelong.pieces.gap_detection import GapDetection
 from lifelong.pieces.layerwise_lr import LayerwiseLr
 from lifelong.pieces.lora import Lora
 from lifelong.pieces.replay import Replay
+from lifelong.pieces.restem import Restem
 from lifelong.pieces.sam import Sam
+from lifelong.pieces.self_test import SelfTest
+from lifelong.pieces.star import Star
+from lifelong.pieces.study_notes import StudyNotes
 from lifelong.pieces.unfreezing import Unfreezing
 
 PIECES: dict[str, type[Piece]] = {
-    cls.name: cls for cls in (FullFinetune, Lora, LayerwiseLr, Unfreezing, Freezing, Ewc, Replay, Sam)
+    cls.name: cls for cls in (FullFinetune, Lora, LayerwiseLr, Unfreezing, Freezing, Ewc, Replay, Sam,
+                              Diagnostics, Restem, SelfTest, FastAdapters, Consolidation, StudyNotes,
+                              GapDetection, Star, Critique)
 }
 
 

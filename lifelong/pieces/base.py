@@ -15,7 +15,7 @@ import torch
 if TYPE_CHECKING:
     from lifelong.data.records import Domain
     from lifelong.learner import Learner
-    from lifelong.training import Example
+    from lifelong.training import Example, RoundStats
 
 
 class Piece:
@@ -69,6 +69,12 @@ class Piece:
 
     def after_round(self, domain: Domain) -> None:
         """Called after the round (update Fisher information, replay buffer, merge adapters)."""
+
+    def review(self, domain: Domain) -> RoundStats | None:
+        """Called once the round is over and every piece's after_round has run (the self-test checks the
+        model here and may repair the round, through `Learner.run_round`, or roll it back). Returns the
+        stats of a repair round whose weights were kept, else None."""
+        return None
 
     def state_dict(self) -> dict:
         """Everything the piece needs to resume; tensors are allowed."""

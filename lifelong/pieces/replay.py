@@ -20,6 +20,10 @@ Put `replay` after any piece that creates the round's examples: it keeps the lis
 general question/answer lines plus earlier domains kept a general canary at 0.77-0.78 where
 plain LoRA fell to 0.47.
 
+With `synthetic: N` the model also writes N rehearsal texts per earlier domain at each round's
+start (self-synthesized rehearsal, lifelong/selfdirected/rehearsal.py), replayed beside the
+buffer until the next round's replace them.
+
 Source: experience replay for continual learning, Rolnick et al. 2019, "Experience Replay for
 Continual Learning" and Chaudhry et al. 2019, "On Tiny Episodic Memories in Continual Learning"
 (a small buffer mixed into every batch); Vitter 1985, "Random sampling with a reservoir";
@@ -50,6 +54,7 @@ class Replay(Piece):
         self.rng = random.Random("replay")
         self._examples: list = []
         self._core: tuple[object, list] | None = None  # (core domain, its examples)
+        self.synthetic: list[tuple[str, object]] = []  # (domain, Example): self-synthesized rehearsal
 
     def attach(self, learner) -> None:
         super().attach(learner)
@@ -67,7 +72,8 @@ class Replay(Piece):
         return self._core[1]
 
     def pool(self) -> list:
-        return [*self.core_examples(), *(example for _, example in self.buffer)]
+        return [*self.core_examples(), *(example for _, example in self.buffer),
+                *(example for _, example in self.synthetic)]
 
     def old_per_batch(self, batch_size: int) -> int:
         if self.options.ratio <= 0:
@@ -75,6 +81,12 @@ class Replay(Piece):
         return max(1, round(self.options.ratio * batch_size))
 
     # ---- hooks ----------------------------------------------------------------------------------
+    def before_round(self, domain) -> None:
+        if self.options.synthetic and not getattr(self.learner, "reference", False):
+            from lifelong.selfdirected.rehearsal import write_rehearsal  # lazy: it imports the generator
+
+            self.synthetic = write_rehearsal(self, domain.name)
+
     def examples(self, domain, examples):
         self._examples = examples  # kept as received; they enter the buffer after the round
         return examples
@@ -134,13 +146,16 @@ class Replay(Piece):
     def state_dict(self) -> dict:
         version, internal, gauss = self.rng.getstate()
         return {"buffer": [{"domain": d, **asdict(e)} for d, e in self.buffer], "seen": self.seen,
-                "seen_per_domain": dict(self.seen_per_domain), "rng": [version, list(internal), gauss]}
+                "seen_per_domain": dict(self.seen_per_domain), "rng": [version, list(internal), gauss],
+                "synthetic": [{"domain": d, **asdict(e)} for d, e in self.synthetic]}
 
     def load_state_dict(self, state: dict) -> None:
         from lifelong.training import Example  # lazy: the loop imports the pieces
 
         self.buffer = [(item["domain"], Example(**{k: v for k, v in item.items() if k != "domain"}))
                        for item in state.get("buffer", [])]
+        self.synthetic = [(item["domain"], Example(**{k: v for k, v in item.items() if k != "domain"}))
+                          for item in state.get("synthetic", [])]
         self.seen = int(state.get("seen", 0))
         self.seen_per_domain = Counter(state.get("seen_per_domain", {}))
         if "rng" in state:

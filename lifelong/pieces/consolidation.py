@@ -1,0 +1,322 @@
+"""The slow learning system: "sleep" distils the episode adapters into the base weights.
+
+Every `every` episodes (or on command: `lifelong learn --sleep`, `Consolidation.sleep()`), with the
+`fast_adapters` piece holding one adapter per recent episode:
+
+1. material, interleaved in shuffled batches: each pending episode's training examples (teacher:
+   base + that episode's adapter), old material (the core set and the replay buffer, up to
+   `replay_examples`; teacher: the base itself) and the canary questions as prompts only (teacher:
+   the base; the target is the model's own output distribution there, never the canary answers);
+2. the student is the base plus a fresh consolidation LoRA adapter (`sleep`), trained on the KL
+   divergence from the teacher's next-token distributions (temperature `temperature`), under
+   layer-wise LR decay (lr * xi^(L-l)) and an online EWC penalty over the consolidation adapter
+   (its Fisher accumulated over earlier sleeps; the adapter starts each sleep from the same seeded
+   initialisation, so the anchor is that initial point: the base as it stands);
+3. the adapter is merged into the base weights and the self-test runs on the base alone: the canary
+   must not fall by more than `max_canary_drop` of its pre-sleep score, and the base must keep at
+   least `min_transfer` of the adapters' log-perplexity gain on the episodes' documents;
+4. pass: the episode adapters are dropped; fail: the pre-sleep base weights are restored (rollback)
+   and the adapters stay, to be consolidated at the next sleep. Both are logged (`sleep`, `rollback`).
+
+The sleep runs in the `review` hook, after the round's self-test (`self_test`, when configured, must
+come before this piece in `pieces`), so the self-test judges the fast round and the sleep tests itself
+with the same regression rule (lifelong/selftest/regression.py), strictly: no noise allowance.
+
+Source: McClelland, McNaughton & O'Reilly 1995 (complementary learning systems: interleaved replay
+into the slow learner); Hinton, Vinyals & Dean 2015 (distillation, temperature); Li & Hoiem 2016
+(Learning without Forgetting: the model's own outputs as targets on old inputs); Schwarz et al. 2018
+(Progress & Compress: distil the fast column into the knowledge base under online EWC); Kirkpatrick
+et al. 2017 (EWC); Howard & Ruder 2018 (layer-wise LR decay).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict
+
+import torch
+import torch.nn.functional as F
+from peft import LoraConfig
+from peft.tuners.lora import LoraLayer
+
+from lifelong.config import ConsolidationConfig, EwcConfig
+from lifelong.errors import ConfigError
+from lifelong.pieces.base import Piece
+from lifelong.pieces.ewc import Ewc
+from lifelong.pieces.fast_adapters import BASE
+from lifelong.pieces.layerwise_lr import count_layers, depth
+from lifelong.selftest import regression
+
+SLEEP = "sleep"
+
+
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor,
+                      temperature: float) -> torch.Tensor:
+    """KL(teacher || student) per predicted token (labels != -100), scaled by T^2 (Hinton et al. 2015)."""
+    mask = labels[:, 1:] != -100
+    s = student[:, :-1][mask].float() / temperature
+    t = teacher[:, :-1][mask].float() / temperature
+    if s.numel() == 0:
+        return student.sum() * 0.0
+    kl = F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), log_target=True, reduction="batchmean")
+    return kl * temperature ** 2
+
+
+class Consolidation(Piece):
+    """Periodic "sleep": distil episode adapters into the base weights; self-test; drop or roll back."""
+
+    name = "consolidation"
+    options: ConsolidationConfig
+
+    def __init__(self, options: ConsolidationConfig | None = None):
+        super().__init__(options or ConsolidationConfig())
+        self.pending: dict[str, dict] = {}  # adapter name -> {"domain": name, "examples": [Example]}
+        self.since = 0  # episodes since the last sleep
+        self.sleeps: list[dict] = []  # one record per sleep: outcome and measurements
+        self.fisher: dict[str, torch.Tensor] = {}
+        self._current: str | None = None
+
+    def attach(self, learner) -> None:
+        super().attach(learner)
+        fast = [i for i, p in enumerate(learner.pieces) if p.name == "fast_adapters"]
+        mine = learner.pieces.index(self)
+        if not fast or fast[0] > mine:
+            raise ConfigError("key 'pieces': 'consolidation' needs 'fast_adapters' before it")
+
+    @property
+    def fast(self):
+        return next(p for p in self.learner.pieces if p.name == "fast_adapters")
+
+    # ---- collect the episodes ----------------------------------------------------------------
+    def examples(self, domain, examples):
+        self._current = self.fast.adapters[-1]
+        self.pending[self._current] = {"domain": domain.name, "examples": list(examples)}
+        return examples
+
+    def after_round(self, domain) -> None:
+        self.since += 1
+
+    def review(self, domain) -> None:
+        """Sleep when due, once the round is over and reviewed (put this piece after `self_test`)."""
+        if self.options.every and self.since >= self.options.every:
+            self.sleep()
+
+    # ---- sleep ----------------------------------------------------------------------------------
+    def sleep(self) -> dict:
+        """Consolidate the pending adapters now; returns the sleep's record (also logged)."""
+        started = time.perf_counter()
+        episodes = [name for name in self.fast.adapters if name in self.pending]
+        if not episodes:
+            return {"event": "sleep", "outcome": "nothing to consolidate"}
+        model = self.learner.model
+        items = self._material(episodes)
+        before = self._measure(episodes, adapters=True)
+        snapshot = self._base_snapshot()
+        self._add_sleep_adapter()
+        steps = self._distil(items)
+        new_fisher = self._estimate_fisher(items)
+        self._merge_sleep_adapter()
+        after = self._measure(episodes, adapters=False)
+        record = self._verdict(episodes, before, after, steps)
+        if record["passed"]:
+            self._accumulate(new_fisher)
+            self.fast.drop_adapters()
+            for name in episodes:
+                self.pending.pop(name, None)
+        else:
+            with torch.no_grad():
+                for weight, saved in snapshot:
+                    weight.copy_(saved)
+            self.fast.activate(self.fast.adapters)
+        self.since = 0
+        record["seconds"] = round(time.perf_counter() - started, 1)
+        self.sleeps.append(record)
+        self.learner.log(record if record["passed"] else {**record, "event": "rollback"})
+        model.eval()
+        return record
+
+    def _verdict(self, episodes: list[str], before: dict, after: dict, steps: int) -> dict:
+        o = self.options
+        canary_ok, reason = True, "no canary"
+        if before["canary"] is not None:
+            # the sleep is optional (the adapters keep working), so any material drop fails it, noise or not
+            n = len(self._canary().eval_items)
+            verdict = regression.check_drop(before["canary"], after["canary"], n, abs_drop=0.0,
+                                            rel_drop=o.max_canary_drop)
+            canary_ok, reason = verdict.drop <= verdict.tolerance + 1e-9, verdict.reason
+        gain = before["base_nll"] - before["teacher_nll"]
+        transfer = 1.0 if gain <= 1e-6 else (before["base_nll"] - after["base_nll"]) / gain
+        return {"event": "sleep", "episodes": episodes, "steps": steps,
+                "passed": bool(canary_ok and transfer >= o.min_transfer),
+                "canary_before": before["canary"], "canary_after": after["canary"],
+                "transfer": round(transfer, 4), "canary_ok": canary_ok, "canary_check": reason}
+
+    # ---- the material ---------------------------------------------------------------------------
+    def _material(self, episodes: list[str]) -> list[tuple[object, str]]:
+        """(example, teacher adapter) pairs: episodes' own, old material, canary prompts."""
+        from lifelong.learner import plain_examples  # lazy: the learner imports the pieces
+        from lifelong.training import Example
+
+        rng = random.Random(f"sleep-{self.learner.config.seed}-{len(self.sleeps)}")
+        items = [(e, name) for name in episodes for e in self.pending[name]["examples"]]
+        pending_domains = {self.pending[name]["domain"] for name in episodes}
+        prompt = self.learner.config.evaluation.prompt
+        old = []
+        core = getattr(self.learner, "core", None)
+        if core is not None:
+            old += plain_examples(core, prompt, with_questions=True)
+        replay = next((p for p in self.learner.pieces if p.name == "replay"), None)
+        if replay is not None:
+            old += [e for d, e in replay.buffer if d not in pending_domains]
+        old = rng.sample(old, min(self.options.replay_examples, len(old)))
+        items += [(e, BASE) for e in old]
+        canary = self._canary()
+        if canary is not None:
+            evaluator = self._evaluator()
+            items += [(Example(text=evaluator.context_text(item.question), source="canary"), BASE)
+                      for item in canary.eval_items]
+        rng.shuffle(items)
+        return items
+
+    def _canary(self):
+        stream = getattr(self.learner, "stream", None)
+        return getattr(stream, "canary", None)
+
+    def _evaluator(self):
+        if self.learner.evaluator is None:
+            from lifelong.evaluation.evaluator import Evaluator
+
+            self.learner.evaluator = Evaluator(self.learner.config.evaluation, self.learner.tokenizer,
+                                               seed=self.learner.config.seed)
+        return self.learner.evaluator
+
+    # ---- measurements for the self-test -------------------------------------------------------
+    def _measure(self, episodes: list[str], adapters: bool) -> dict:
+        """Canary score and the episodes' documents' mean log-perplexity, with or without the adapters."""
+        model, evaluator = self.learner.model, self._evaluator()
+        docs = [e.text for name in episodes for e in self.pending[name]["examples"] if e.source == "document"][:64]
+        canary = self._canary()
+        result = {}
+        with model.disable_adapter():
+            result["base_nll"] = math.log(evaluator.perplexity(model, docs)) if docs else 0.0
+            if not adapters:
+                result["canary"] = evaluator.score_domain(model, canary).score if canary is not None else None
+        if adapters:
+            self.fast.activate(self.fast.adapters)
+            result["teacher_nll"] = math.log(evaluator.perplexity(model, docs)) if docs else 0.0
+            result["canary"] = evaluator.score_domain(model, canary).score if canary is not None else None
+        return result
+
+    # ---- the consolidation adapter -------------------------------------------------------------
+    def _add_sleep_adapter(self) -> None:
+        o = self.options
+        model = self.learner.model
+        with torch.random.fork_rng():
+            torch.manual_seed(self.learner.config.seed)  # the same starting point every sleep: EWC's anchor
+            model.add_adapter(SLEEP, LoraConfig(r=o.r, lora_alpha=o.lora_alpha, task_type="CAUSAL_LM",
+                                                target_modules=self.fast.options.target_modules))
+        self._anchor = {n: p.detach().clone() for n, p in model.named_parameters() if f".{SLEEP}." in n}
+        self.fast.activate([SLEEP], trainable=True)
+
+    def _sleep_params(self) -> list[tuple[str, torch.nn.Parameter]]:
+        return [(n, p) for n, p in self.learner.model.named_parameters() if f".{SLEEP}." in n]
+
+    def _param_groups(self) -> list[dict]:
+        model = self.learner.model
+        n_layers = count_layers(model)
+        groups: dict[int, list] = {}
+        for name, p in self._sleep_params():
+            groups.setdefault(depth(name, n_layers), []).append(p)
+        return [{"params": ps, "lr": self.options.lr * self.options.xi ** (n_layers - d)}
+                for d, ps in sorted(groups.items())]
+
+    def _penalty(self) -> torch.Tensor | None:
+        if not self.fisher or self.options.ewc_lambda == 0:
+            return None
+        terms = [(self.fisher[n].to(p.device) * (p - self._anchor[n]).pow(2)).sum()
+                 for n, p in self._sleep_params() if n in self.fisher and self.fisher[n].shape == p.shape]
+        return 0.5 * self.options.ewc_lambda * torch.stack(terms).sum() if terms else None
+
+    def _distil(self, items: list[tuple[object, str]]) -> int:
+        """Train the consolidation adapter on KL to the teachers; returns the optimizer steps taken."""
+        from lifelong.training import collate, tokenize_examples
+
+        cfg, o = self.learner.config.training, self.options
+        model, tokenizer = self.learner.model, self.learner.tokenizer
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        features = tokenize_examples(tokenizer, [e for e, _ in items], cfg.max_length, keep_empty=True)
+        pairs = [(f, teacher) for f, (_, teacher) in zip(features, items, strict=True) if f]
+        optimizer = torch.optim.AdamW(self._param_groups(), lr=o.lr)
+        params = [p for _, p in self._sleep_params()]
+        device = params[0].device
+        rng, steps = random.Random(f"sleep-order-{self.learner.config.seed}"), 0
+        for _ in range(o.epochs):
+            rng.shuffle(pairs)
+            for start in range(0, len(pairs), o.batch_size):
+                chunk = pairs[start:start + o.batch_size]
+                batch = {k: v.to(device) for k, v in collate([f for f, _ in chunk], pad_id).items()}
+                inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+                model.eval()
+                with torch.no_grad():
+                    teacher = model(**inputs, adapter_names=[t for _, t in chunk]).logits
+                model.train()
+                loss = distillation_loss(model(**inputs).logits, teacher, batch["labels"], o.temperature)
+                extra = self._penalty()
+                if extra is not None:
+                    loss = loss + extra
+                if not torch.isfinite(loss):
+                    continue  # a bad batch is skipped; the self-test judges the result
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm or math.inf)
+                optimizer.step()
+                steps += 1
+                if steps % cfg.log_every == 0:
+                    self.learner.log({"event": "train", "domain": SLEEP, "step": steps, "loss": round(loss.item(), 5)})
+        model.eval()
+        return steps
+
+    def _estimate_fisher(self, items) -> dict[str, torch.Tensor]:
+        helper = Ewc(EwcConfig())
+        helper.learner = self.learner
+        sample = random.Random(f"sleep-fisher-{len(self.sleeps)}").sample([e for e, _ in items], min(32, len(items)))
+        with self.fast.unrouted():
+            return helper.estimate_fisher(self.learner.model, sample)
+
+    def _accumulate(self, new: dict[str, torch.Tensor]) -> None:
+        self.fisher = {n: (self.fisher[n].to(f.device) + f if n in self.fisher and self.fisher[n].shape == f.shape
+                           else f).detach().cpu() for n, f in new.items()}
+
+    def _merge_sleep_adapter(self) -> None:
+        model = self.learner.model
+        with torch.no_grad():
+            for module in model.modules():
+                if isinstance(module, LoraLayer) and SLEEP in module.lora_A:
+                    weight = module.get_base_layer().weight
+                    weight += module.get_delta_weight(SLEEP).to(weight.dtype)
+        self.fast.activate(self.fast.adapters)  # a sleep always has episode adapters besides its own
+        model.delete_adapter(SLEEP)
+        self.fast.activate(self.fast.adapters)
+
+    def _base_snapshot(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Copies of the base weights a merge changes (the adapted layers'), for a rollback."""
+        return [(m.get_base_layer().weight, m.get_base_layer().weight.detach().clone())
+                for m in self.learner.model.modules() if isinstance(m, LoraLayer)]
+
+    # ---- resume ------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"pending": {name: {"domain": p["domain"], "examples": [asdict(e) for e in p["examples"]]}
+                            for name, p in self.pending.items()},
+                "since": self.since, "sleeps": list(self.sleeps),
+                "fisher": {n: t.detach().cpu() for n, t in self.fisher.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        from lifelong.training import Example
+
+        self.pending = {name: {"domain": p["domain"], "examples": [Example(**e) for e in p["examples"]]}
+                        for name, p in state.get("pending", {}).items()}
+        self.since = int(state.get("since", 0))
+        self.sleeps = list(state.get("sleeps", []))
+        self.fisher = {n: t.clone() for n, t in state.get("fisher", {}).items()}

@@ -1,0 +1,139 @@
+"""The two learning systems: episode adapters (fast) and sleep consolidation (slow)."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from lifelong.config import RunConfig, load_config
+from lifelong.data.records import Document, Domain, QAItem
+from lifelong.evaluation.evaluator import Evaluator
+from lifelong.experiment import Experiment
+from lifelong.learner import Learner
+from lifelong.models import load_model
+from lifelong.pieces import build_pieces
+from lifelong.pieces.fast_adapters import BASE, TfidfRouter
+
+from conftest import interrupt_before_domain
+
+PLINTH = Domain("plinth", [Document("The zorb of Plinth is blue and hums at night."),
+                           Document("Plinth zorbs are fed on quellroot by the herders of Plinth.")],
+                [QAItem("What color is the zorb of Plinth?", "blue", split="train")])
+QUARN = Domain("quarn", [Document("Quarn ships sail at dawn from the harbour of Quarn."),
+                         Document("The sails of Quarn ships are woven from vessim grass.")])
+
+
+def build(**sections) -> Learner:
+    config = RunConfig(model="tiny", pieces=["fast_adapters", "consolidation"],
+                       training={"epochs": 20, "batch_size": 2, "lr": 3e-2, "log_every": 100},
+                       evaluation={"progress": False},
+                       fast_adapters={"lr": 3e-2, "r": 8}, consolidation={"every": 0, **sections})
+    model, tokenizer = load_model("tiny", seed=0)
+    learner = Learner(model, tokenizer, build_pieces(config.pieces, config), config)
+    learner.evaluator = Evaluator(config.evaluation, tokenizer)
+    return learner
+
+
+def base_weights(learner: Learner) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in learner.model.named_parameters() if "lora_" not in n}
+
+
+def log_ppl(learner: Learner, domain: Domain, adapters: bool = True) -> float:
+    texts = [d.text for d in domain.documents]
+    if adapters:
+        return math.log(learner.evaluator.perplexity(learner.model, texts))
+    with learner.model.disable_adapter():
+        return math.log(learner.evaluator.perplexity(learner.model, texts))
+
+
+def test_router_picks_the_episode_a_text_resembles():
+    router = TfidfRouter()
+    router.add("episode-1", [d.text for d in PLINTH.documents])
+    router.add("episode-2", [d.text for d in QUARN.documents])
+    assert router.route("What do the herders of Plinth feed zorbs?", 0.1) == "episode-1"
+    assert router.route("When do Quarn ships sail?", 0.1) == "episode-2"
+    assert router.route("What is the capital of France?", 0.1) == BASE
+
+
+def test_episode_adapter_learns_without_touching_the_base():
+    learner = build()
+    before_base, before_ppl = base_weights(learner), log_ppl(learner, PLINTH)
+    learner.learn(PLINTH, seed=1)
+    after = base_weights(learner)
+    assert all(torch.equal(before_base[n], after[n]) for n in before_base)
+    assert log_ppl(learner, PLINTH) < before_ppl - 0.15  # the adapter learned (LoRA moves a tiny random model a little)
+    assert abs(log_ppl(learner, PLINTH, adapters=False) - before_ppl) < 1e-4
+
+
+def test_routing_sends_each_row_to_its_episode_stack_activates_all_and_state_round_trips():
+    learner = build()
+    learner.learn(PLINTH, seed=1)
+    learner.learn(QUARN, seed=2)
+    fast = learner.pieces[0]
+    assert fast.adapters == ["episode-1", "episode-2"]
+    ids = learner.tokenizer(["Question: What color is the zorb of Plinth?", "Question: When do Quarn ships sail?",
+                             "Question: What is the capital of France?"], return_tensors="pt", padding=True)
+    assert fast.route_names(ids["input_ids"]) == ["episode-1", "episode-2", BASE]
+    learner.model.eval()
+    routed = learner.model(**ids).logits
+    with learner.model.disable_adapter():
+        base = learner.model(**ids).logits
+    assert torch.allclose(routed[2], base[2], atol=1e-5)  # the general question runs on the base
+    assert not torch.allclose(routed[0], base[0], atol=1e-3)
+    fast.options.inference = "stack"
+    stacked = learner.model(**ids).logits
+    assert not torch.allclose(stacked[2], base[2], atol=1e-5)
+    assert set(learner.model.base_model.active_adapters) == {"episode-1", "episode-2"}
+
+    fast.options.inference = "route"
+    weights = {n: p.detach().clone() for n, p in learner.model.state_dict().items()}  # a state round trip
+    state = learner.pieces_state()
+    fresh = build()
+    fresh.load_pieces_state(state)
+    fresh.model.load_state_dict(weights)
+    assert fresh.pieces[0].adapters == ["episode-1", "episode-2"]
+    assert abs(log_ppl(fresh, PLINTH) - log_ppl(learner, PLINTH)) < 1e-4
+
+
+def test_sleep_moves_the_episode_into_the_base_and_drops_the_adapter():
+    learner = build(epochs=25, lr=1e-2, batch_size=2, min_transfer=0.5)
+    base_ppl = log_ppl(learner, PLINTH, adapters=False)
+    learner.learn(PLINTH, seed=1)
+    taught_ppl = log_ppl(learner, PLINTH)
+    record = learner.pieces[1].sleep()
+    assert record["passed"], record
+    assert learner.pieces[0].adapters == []
+    assert set(learner.model.peft_config) == {"placeholder"}
+    consolidated = log_ppl(learner, PLINTH, adapters=False)
+    assert record["transfer"] >= 0.5 and taught_ppl < base_ppl - 0.15
+    assert base_ppl - consolidated >= 0.5 * (base_ppl - taught_ppl)
+
+
+def test_a_failing_sleep_rolls_back_and_keeps_the_adapters():
+    learner = build(epochs=1, lr=1e-4, min_transfer=0.99)
+    learner.learn(PLINTH, seed=1)
+    before, taught = base_weights(learner), log_ppl(learner, PLINTH)
+    record = learner.pieces[1].sleep()
+    assert not record["passed"] and record["transfer"] < 0.99
+    after = base_weights(learner)
+    assert all(torch.equal(before[n], after[n]) for n in before)
+    assert learner.pieces[0].adapters == ["episode-1"]
+    assert abs(log_ppl(learner, PLINTH) - taught) < 1e-4
+    assert learner.pieces[1].pending  # consolidated at the next sleep
+
+
+def test_condition_f_runs_a_stream_and_resumes_with_its_adapters(user_stream, tmp_path, monkeypatch):
+    config = load_config(overrides={"model": "tiny", "stream": str(user_stream), "condition": "f",
+                                    "out": str(tmp_path / "f"), "training": {"epochs": 1, "batch_size": 2},
+                                    "evaluation": {"progress": False},
+                                    "consolidation": {"every": 2, "epochs": 1, "min_transfer": 0.0}})
+    assert config.pieces == ["fast_adapters", "replay", "consolidation"]
+    undo = interrupt_before_domain(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        Experiment(config).run()
+    undo()
+    results = Experiment(config).run()  # resumes: episode-1's adapter is re-created, then its weights load
+    assert results["complete"] and len(results["accuracy_matrix"]) == 3
+    events = [json.loads(line)["event"] for line in (tmp_path / "f" / "log.jsonl").read_text().splitlines()]
+    assert "resume" in events and ("sleep" in events or "rollback" in events)
