@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 import torch
 
 from lifelong.config import DiagnosticsConfig, PromptConfig
-from lifelong.data.records import Domain, Item, MCItem, QAItem
+from lifelong.data.records import Domain, Item
 from lifelong.diagnostics import attribution, collapse, drift, gradient_conflict, rotation, sharpness
 from lifelong.diagnostics.groups import LayerGroups, snapshot_weights
-from lifelong.evaluation import prompts
+from lifelong.learner import question_example
 from lifelong.training import Example
 
 CANARY = "canary"
@@ -71,14 +71,7 @@ def rounded(value, digits: int = 6):
 
 def question_examples(items: Sequence[Item], prompt: PromptConfig) -> list[Example]:
     """Questions as prompt/answer training examples (the loss on the answer), as the learner makes them."""
-    out = []
-    for item in items:
-        answer = item.answer if isinstance(item, QAItem) else item.choices[item.answer] if isinstance(item, MCItem) \
-            else None
-        if answer is not None:
-            out.append(Example(prompt=prompt.template.format(question=item.question),
-                               text=prompts.answer_continuation(answer) + "\n", source="question"))
-    return out
+    return [example for item in items if (example := question_example(item, prompt)) is not None]
 
 
 def domain_examples(domain: Domain, prompt: PromptConfig, with_questions: bool = True) -> list[Example]:

@@ -48,9 +48,8 @@ from pathlib import Path
 import torch
 
 from lifelong.config import EwcConfig, SelfTestConfig
-from lifelong.data.records import Domain, MCItem, QAItem
+from lifelong.data.records import Domain
 from lifelong.errors import ConfigError
-from lifelong.evaluation import prompts
 from lifelong.pieces.base import Piece
 from lifelong.pieces.ewc import Ewc
 from lifelong.selftest import regression
@@ -463,16 +462,12 @@ class SelfTest(Piece):
 
 def stored_examples(domain: Domain, prompt) -> list:
     """A domain's training material as examples: documents, and split=train questions (mc: the right choice)."""
+    from lifelong.learner import question_example
     from lifelong.training import Example  # lazy: the loop imports the pieces
 
     examples = [Example(text=doc.text, source="document") for doc in domain.documents]
-    for item in domain.train_items:
-        answer = item.answer if isinstance(item, QAItem) else item.choices[item.answer] if isinstance(item, MCItem) \
-            else None
-        if answer is not None:
-            examples.append(Example(prompt=prompt.template.format(question=item.question),
-                                    text=prompts.answer_continuation(answer) + "\n", source="question"))
-    return examples
+    return examples + [example for item in domain.train_items
+                       if (example := question_example(item, prompt)) is not None]
 
 
 def _why(regressed: dict) -> dict:
