@@ -46,6 +46,8 @@ class TrainingConfig(Section):
     batch_size: int = Field(4, ge=1, le=4096)
     grad_accum: int = Field(1, ge=1, le=1024, description="micro-batches per optimizer step")
     max_length: int = Field(256, ge=8, le=32768, description="tokens per training example")
+    group_by_length: bool = Field(False, description="batch examples of similar length together (less padding); "
+                                  "the order stays seeded and random at the level of batches")
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0, le=1)
     max_grad_norm: float | None = Field(1.0, gt=0)

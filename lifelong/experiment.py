@@ -131,7 +131,9 @@ class Experiment:
         learner.core = self.stream.core
         learner.stream = self.stream
         learner.evaluator = Evaluator(cfg.evaluation, tokenizer, seed=cfg.seed)
-        learner.out_dir = self.out_dir
+        # Pieces write generated material under out_dir; in a multi-process run only the main process
+        # writes (the others regenerate the same seeded material rather than race for the files).
+        learner.out_dir = self.out_dir if learner.accelerator.is_main_process else None
         return learner, learner.evaluator
 
     # ---- the run --------------------------------------------------------------------

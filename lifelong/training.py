@@ -122,21 +122,44 @@ def collate_shard(shard: tuple[list[dict], float | None], pad_id: int) -> dict[s
     return batch
 
 
-def default_batches(examples: Sequence[Example], batch_size: int, rng: random.Random) -> list[list[Example]]:
-    """One epoch: the examples in a seeded random order, cut into batches."""
+LENGTH_WINDOW = 16  # batches per window whose examples are sorted by length (as transformers' LengthGroupedSampler)
+
+
+def epoch_order(examples: Sequence[Example], batch_size: int, rng: random.Random,
+                group_by_length: bool = False) -> list[Example]:
+    """One epoch's examples in a seeded random order, to be cut into batches of `batch_size`.
+
+    With `group_by_length`, each window of LENGTH_WINDOW batches is sorted by length before it is
+    cut, and the batches are shuffled again, so a batch pads to a length close to its members'.
+    """
     order = list(examples)
     rng.shuffle(order)
+    if not group_by_length:
+        return order
+    window = batch_size * LENGTH_WINDOW
+    batches = []
+    for start in range(0, len(order), window):
+        ranked = sorted(order[start:start + window], key=lambda e: len(e.prompt) + len(e.text), reverse=True)
+        batches += [ranked[i:i + batch_size] for i in range(0, len(ranked), batch_size)]
+    rng.shuffle(batches)
+    return [example for batch in batches for example in batch]
+
+
+def default_batches(examples: Sequence[Example], batch_size: int, rng: random.Random,
+                    group_by_length: bool = False) -> list[list[Example]]:
+    """One epoch: the examples in a seeded random order, cut into batches."""
+    order = epoch_order(examples, batch_size, rng, group_by_length)
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def plan_epochs(examples: Sequence[Example], pieces: Sequence[Piece], batch_size: int, epochs: int,
-                seed: int) -> list[list[list[Example]]]:
+                seed: int, group_by_length: bool = False) -> list[list[list[Example]]]:
     """Every epoch's batches, decided up front: the first piece that composes batches (replay) wins."""
     rng = random.Random(seed)
     plans = []
     for _ in range(epochs):
         plan = next((b for p in pieces if (b := p.batches(list(examples), batch_size, rng)) is not None), None)
-        plans.append(plan if plan is not None else default_batches(examples, batch_size, rng))
+        plans.append(plan if plan is not None else default_batches(examples, batch_size, rng, group_by_length))
     return plans
 
 
@@ -263,9 +286,10 @@ class TrainingLoop:
         seed_everything(seed)
         epochs = cfg.epochs
         if steps is not None:
-            per_epoch = max(1, len(plan_epochs(examples, pieces, cfg.batch_size, 1, seed)[0]))
+            per_epoch = max(1, len(plan_epochs(examples, pieces, cfg.batch_size, 1, seed, cfg.group_by_length)[0]))
             epochs = max(1, math.ceil(steps * cfg.grad_accum / per_epoch))
-        batches = self._tokenized(tokenizer, plan_epochs(examples, pieces, cfg.batch_size, epochs, seed))
+        batches = self._tokenized(tokenizer, plan_epochs(examples, pieces, cfg.batch_size, epochs, seed,
+                                                              cfg.group_by_length))
         if steps is not None:
             batches = batches[:steps * cfg.grad_accum]
         if not batches:

@@ -149,3 +149,23 @@ def test_gradient_accumulation_counts_optimizer_steps(tiny):
     learner, _ = make_learner(tiny[1], "a", batch_size=1, grad_accum=2, epochs=2)
     stats = learner.learn(DOMAIN, seed=0)  # 2 examples per epoch, 1 per micro-batch, 2 micro-batches per step
     assert stats.steps == 2
+
+
+def test_length_grouping_pads_less_and_keeps_every_example_once_per_epoch():
+    import random as stdlib_random
+
+    from lifelong.training import default_batches
+
+    draw = stdlib_random.Random(1)
+    examples = [Example(text="x" * draw.randint(1, 400), source=f"e{i}") for i in range(200)]
+
+    def padding(batches):
+        return sum(max(len(e.text) for e in b) * len(b) - sum(len(e.text) for e in b) for b in batches)
+
+    plain = default_batches(examples, 4, stdlib_random.Random(0))
+    grouped = default_batches(examples, 4, stdlib_random.Random(0), group_by_length=True)
+    assert sorted(e.source for b in grouped for e in b) == sorted(e.source for e in examples)
+    assert all(len(b) == 4 for b in grouped)
+    assert padding(grouped) < 0.2 * padding(plain)
+    assert grouped == default_batches(examples, 4, stdlib_random.Random(0), group_by_length=True)  # seeded
+    assert grouped != default_batches(examples, 4, stdlib_random.Random(1), group_by_length=True)

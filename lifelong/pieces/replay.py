@@ -97,8 +97,10 @@ class Replay(Piece):
         if not pool or n_old == 0:
             return None
         n_new = max(1, batch_size - n_old)
-        new = list(examples)
-        rng.shuffle(new)
+        from lifelong.training import epoch_order  # lazy: the loop imports the pieces
+
+        grouped = self.learner is not None and self.learner.config.training.group_by_length
+        new = epoch_order(examples, n_new, rng, grouped)
         cycle: list = []
 
         def draw():
