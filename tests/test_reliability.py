@@ -305,8 +305,8 @@ def test_the_same_seed_gives_the_same_results_and_another_seed_another_order(str
     plans: dict[int, list] = {}
     real_plan = training.plan_epochs
 
-    def spy(examples, pieces, batch_size, epochs, seed):
-        plan = real_plan(examples, pieces, batch_size, epochs, seed)
+    def spy(examples, pieces, batch_size, epochs, seed, group_by_length=False):
+        plan = real_plan(examples, pieces, batch_size, epochs, seed, group_by_length)
         plans.setdefault(seed, plan)
         return plan
 
