@@ -27,11 +27,7 @@ def plain_examples(domain: Domain, prompt: PromptConfig, with_questions: bool) -
     """The domain as it comes: its documents, plus its practice (split=train) questions."""
     examples = [Example(text=doc.text, source="document") for doc in domain.documents]
     if with_questions:
-        examples += [
-            Example(prompt=prompt.template.format(question=item.question),
-                    text=prompts.answer_continuation(item.answer) + "\n", source="question")
-            for item in domain.train_items if isinstance(item, QAItem)
-        ]
+        examples += [question_example(item, prompt) for item in domain.train_items if isinstance(item, QAItem)]
     return examples
 
 
