@@ -65,7 +65,7 @@ FIRST LORD.
 Good my lord, what shall we do with the ship now?
 
 PROSPERO.
-No harm. I have done nothing but in care of thee.
+No harm. I have done nothing but in care of thee, my daughter.
 
 MIRANDA.
 More to know did never meddle with my thoughts at all.
@@ -98,13 +98,17 @@ def test_shakespeare_speeches_and_windows():
     assert [s.speaker for s in speeches] == ["Miranda", "Prospero", "Miranda", "First Lord", "Prospero",
                                              "Miranda", "All"]
     assert speeches[0].text.startswith("If by your art") and speeches[0].text.endswith("allay them.")
-    assert [s.askable for s in speeches] == [True, True, True, False, True, True, False]
+    # askable: 5-24 words ending in a content word; not "...allay them." (a guessable ending), not the
+    # "First Lord" (no name), not "...at all." (too short an ending), not "Lost, lost!" (too short)
+    assert [s.askable for s in speeches] == [False, True, True, False, True, False, False]
     windows = shakespeare.windows(speeches)
     assert len(windows) == 1 and len(windows[0]) == 5
     document = shakespeare.document(windows[0])
     assert document.startswith("From Shakespeare's The Tempest:\n")
     assert '"Be collected; no more amazement: tell your piteous heart." says Prospero.' in document
-    assert shakespeare.question(speeches[1]).startswith("In Shakespeare's The Tempest, who says \"Be collected")
+    assert shakespeare.question(speeches[1]) == ("In Shakespeare's The Tempest, what word ends the line "
+                                                 "\"Be collected; no more amazement: tell your piteous ...\"?")
+    assert shakespeare.answer(speeches[1]) == "heart"
 
 
 def test_shakespeare_repeated_speech_is_not_askable():
@@ -192,7 +196,7 @@ def _entry(domain: str, i: int) -> wordnet.Entry:
 
 def _speech(i: int, askable: bool = True) -> shakespeare.Speech:
     return shakespeare.Speech("The Tempest", ["Miranda", "Prospero", "Ariel"][i % 3],
-                              f"These are the {i} words I say now.", i, askable)
+                              f"These are the {i} words I say tonight.", i, askable)
 
 
 def fake_sources() -> prepare.Sources:

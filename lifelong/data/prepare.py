@@ -226,7 +226,7 @@ def build_glossary(domain: str, entries: list[wordnet.Entry], spec: Size, rng: r
 
 
 def build_creative(plays: list[list[shakespeare.Speech]], spec: Size, rng: random.Random) -> list:
-    """Dialogue excerpts as documents; "who says ..." questions about their askable speeches."""
+    """Dialogue excerpts as documents; "what word ends the line ..." questions about their askable speeches."""
     windows = [window for speeches in plays for window in shakespeare.windows(speeches)]
     if not windows:
         raise LifelongError(f"no usable dialogue found in {shakespeare.PACKAGE.spec}")
@@ -242,7 +242,7 @@ def build_creative(plays: list[list[shakespeare.Speech]], spec: Size, rng: rando
     askable = [s for window in chosen for s in window if s.askable][: n_eval + n_train]
     train_ids = {id(s) for s in rng.sample(askable, n_train)}
     documents: list[Document | Item] = [Document(shakespeare.document(window)) for window in chosen]
-    questions = [QAItem(shakespeare.question(s), s.speaker, (), "train" if id(s) in train_ids else "eval")
+    questions = [QAItem(shakespeare.question(s), shakespeare.answer(s), (), "train" if id(s) in train_ids else "eval")
                  for s in askable]
     return documents + questions
 

