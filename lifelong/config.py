@@ -350,6 +350,9 @@ class ConsolidationConfig(Section):
                                    "fraction of its pre-sleep score")
     min_transfer: float = Field(0.5, ge=0, le=1, description="self-test: share of the adapters' log-perplexity "
                                 "gain on the episodes' documents the base must keep")
+    min_answer_transfer: float = Field(0.5, ge=0, le=1, description="self-test: share of the adapters' "
+                                       "closed-book accuracy gain on the episodes' practice questions the base "
+                                       "must keep (not checked where the episodes have no practice questions)")
 
 
 class SelfTestRepairConfig(Section):

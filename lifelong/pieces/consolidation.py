@@ -14,7 +14,10 @@ Every `every` episodes (or on command: `lifelong learn --sleep`, `Consolidation.
    initialisation, so the anchor is that initial point: the base as it stands);
 3. the adapter is merged into the base weights and the self-test runs on the base alone: the canary
    must not fall by more than `max_canary_drop` of its pre-sleep score, and the base must keep at
-   least `min_transfer` of the adapters' log-perplexity gain on the episodes' documents;
+   least `min_transfer` of the adapters' log-perplexity gain on the episodes' documents, and at least
+   `min_answer_transfer` of their closed-book accuracy gain on the episodes' practice questions (a lower
+   perplexity alone can hide lost answers: a sleep at lr 2e-3 kept 65% of the log-perplexity gain and
+   about a third of the answers, docs/results.md);
 4. pass: the episode adapters are dropped; fail: the pre-sleep base weights are restored (rollback)
    and the adapters stay, to be consolidated at the next sleep. Both are logged (`sleep`, `rollback`).
 
@@ -35,6 +38,7 @@ import math
 import random
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +46,7 @@ from peft import LoraConfig
 from peft.tuners.lora import LoraLayer
 
 from lifelong.config import ConsolidationConfig, EwcConfig
+from lifelong.data.records import parse_record, record_to_json
 from lifelong.errors import ConfigError
 from lifelong.pieces.base import Piece
 from lifelong.pieces.ewc import Ewc
@@ -50,6 +55,16 @@ from lifelong.pieces.layerwise_lr import count_layers, depth
 from lifelong.selftest import regression
 
 SLEEP = "sleep"
+
+
+def kept_share(before: float | None, teacher: float | None, after: float | None,
+               lower_is_better: bool = False) -> float:
+    """Share of the teacher's gain over `before` that `after` keeps (1.0 where there was no gain or no measure)."""
+    if before is None or teacher is None or after is None:
+        return 1.0
+    sign = -1.0 if lower_is_better else 1.0
+    gain = sign * (teacher - before)
+    return 1.0 if gain <= 1e-6 else sign * (after - before) / gain
 
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor,
@@ -72,7 +87,8 @@ class Consolidation(Piece):
 
     def __init__(self, options: ConsolidationConfig | None = None):
         super().__init__(options or ConsolidationConfig())
-        self.pending: dict[str, dict] = {}  # adapter name -> {"domain": name, "examples": [Example]}
+        # adapter name -> {"domain": name, "examples": [Example], "questions": [practice Item]}
+        self.pending: dict[str, dict] = {}
         self.since = 0  # episodes since the last sleep
         self.sleeps: list[dict] = []  # one record per sleep: outcome and measurements
         self.fisher: dict[str, torch.Tensor] = {}
@@ -92,7 +108,8 @@ class Consolidation(Piece):
     # ---- collect the episodes ----------------------------------------------------------------
     def examples(self, domain, examples):
         self._current = self.fast.adapters[-1]
-        self.pending[self._current] = {"domain": domain.name, "examples": list(examples)}
+        self.pending[self._current] = {"domain": domain.name, "examples": list(examples),
+                                       "questions": list(domain.train_items)}
         return examples
 
     def after_round(self, domain) -> None:
@@ -146,12 +163,15 @@ class Consolidation(Piece):
             verdict = regression.check_drop(before["canary"], after["canary"], n, abs_drop=0.0,
                                             rel_drop=o.max_canary_drop)
             canary_ok, reason = verdict.drop <= verdict.tolerance + 1e-9, verdict.reason
-        gain = before["base_nll"] - before["teacher_nll"]
-        transfer = 1.0 if gain <= 1e-6 else (before["base_nll"] - after["base_nll"]) / gain
+        transfer = kept_share(before["base_nll"], before["teacher_nll"], after["base_nll"], lower_is_better=True)
+        answers = kept_share(before["base_answers"], before["teacher_answers"], after["base_answers"])
         return {"event": "sleep", "episodes": episodes, "steps": steps,
-                "passed": bool(canary_ok and transfer >= o.min_transfer),
+                "passed": bool(canary_ok and transfer >= o.min_transfer and answers >= o.min_answer_transfer),
                 "canary_before": before["canary"], "canary_after": after["canary"],
-                "transfer": round(transfer, 4), "canary_ok": canary_ok, "canary_check": reason}
+                "transfer": round(transfer, 4), "answer_transfer": round(answers, 4),
+                "answers": {"base_before": before["base_answers"], "with_adapters": before["teacher_answers"],
+                            "base_after": after["base_answers"]},
+                "canary_ok": canary_ok, "canary_check": reason}
 
     # ---- the material ---------------------------------------------------------------------------
     def _material(self, episodes: list[str]) -> list[tuple[object, str]]:
@@ -194,18 +214,26 @@ class Consolidation(Piece):
 
     # ---- measurements for the self-test -------------------------------------------------------
     def _measure(self, episodes: list[str], adapters: bool) -> dict:
-        """Canary score and the episodes' documents' mean log-perplexity, with or without the adapters."""
+        """Canary score, the episodes' documents' mean log-perplexity and closed-book accuracy on their
+        practice questions, for the base (and, with `adapters`, for base + the episode adapters)."""
         model, evaluator = self.learner.model, self._evaluator()
         docs = [e.text for name in episodes for e in self.pending[name]["examples"] if e.source == "document"][:64]
+        questions = [q for name in episodes for q in self.pending[name].get("questions", [])]
         canary = self._canary()
+
+        def measure(prefix: str) -> None:
+            result[f"{prefix}_nll"] = math.log(evaluator.perplexity(model, docs)) if docs else 0.0
+            result[f"{prefix}_answers"] = evaluator.score_items(model, questions, "sleep check").score \
+                if questions else None
+
         result = {}
         with model.disable_adapter():
-            result["base_nll"] = math.log(evaluator.perplexity(model, docs)) if docs else 0.0
+            measure("base")
             if not adapters:
                 result["canary"] = evaluator.score_domain(model, canary).score if canary is not None else None
         if adapters:
             self.fast.activate(self.fast.adapters)
-            result["teacher_nll"] = math.log(evaluator.perplexity(model, docs)) if docs else 0.0
+            measure("teacher")
             result["canary"] = evaluator.score_domain(model, canary).score if canary is not None else None
         return result
 
@@ -307,7 +335,8 @@ class Consolidation(Piece):
 
     # ---- resume ------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"pending": {name: {"domain": p["domain"], "examples": [asdict(e) for e in p["examples"]]}
+        return {"pending": {name: {"domain": p["domain"], "examples": [asdict(e) for e in p["examples"]],
+                                   "questions": [record_to_json(q) for q in p.get("questions", [])]}
                             for name, p in self.pending.items()},
                 "since": self.since, "sleeps": list(self.sleeps),
                 "fisher": {n: t.detach().cpu() for n, t in self.fisher.items()}}
@@ -315,7 +344,8 @@ class Consolidation(Piece):
     def load_state_dict(self, state: dict) -> None:
         from lifelong.training import Example
 
-        self.pending = {name: {"domain": p["domain"], "examples": [Example(**e) for e in p["examples"]]}
+        self.pending = {name: {"domain": p["domain"], "examples": [Example(**e) for e in p["examples"]],
+                               "questions": [parse_record(q, Path("pieces.pt"), 0) for q in p.get("questions", [])]}
                         for name, p in state.get("pending", {}).items()}
         self.since = int(state.get("since", 0))
         self.sleeps = list(state.get("sleeps", []))
