@@ -47,13 +47,26 @@ def write_compare(out: Path, results: dict[str, dict]) -> None:
 
 
 def rebuild_report(directory: Path) -> Path:
-    """report.html from results.json (a run) or from the runs named in compare.json."""
-    if (directory / "compare.json").is_file():
-        conditions = json.loads((directory / "compare.json").read_text(encoding="utf-8"))
-        results = {c: _read_results(directory / c) for c in conditions}
-        write_compare_report(directory, results)
+    """report.html from results.json (a run), or, for a comparison folder, from every finished run in its
+    subfolders: the conditions of compare.json plus any run made into the folder separately (`lifelong run
+    --condition e --out DIR/e`, on another machine or after the compare), which also joins compare.json."""
+    runs = _finished_runs(directory)
+    if (directory / "compare.json").is_file() or runs:
+        named = json.loads((directory / "compare.json").read_text(encoding="utf-8")) \
+            if (directory / "compare.json").is_file() else {}
+        conditions = sorted(set(named) | set(runs))
+        write_compare(directory, {c: runs.get(c) or _read_results(directory / c) for c in conditions})
         return directory / "report.html"
     return write_run_report(directory)
+
+
+def _finished_runs(directory: Path) -> dict[str, dict]:
+    runs = {}
+    for path in sorted(directory.glob("*/results.json")):
+        results = json.loads(path.read_text(encoding="utf-8"))
+        if results.get("complete"):
+            runs[path.parent.name] = results
+    return runs
 
 
 def _read_results(folder: Path) -> dict:

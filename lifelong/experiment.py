@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lifelong import checkpoint, metrics
-from lifelong.config import RunConfig, save_config
+from lifelong.config import RunConfig, load_saved_config, save_config
 from lifelong.data.records import Domain
 from lifelong.data.stream import Stream, load_stream
 from lifelong.errors import ConfigError, LifelongError
@@ -114,10 +114,24 @@ class Experiment:
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise LifelongError(f"{self.out_dir}: output folder is a file")
         state = checkpoint.read_state(self.out_dir) if self.out_dir.is_dir() else None
-        if state and state.get("fingerprint") != config_fingerprint(self.config):
+        if state and state.get("fingerprint") != config_fingerprint(self.config) \
+                and not self._same_config_from_older_version():
             raise ConfigError(f"{self.out_dir}: holds a run with a different config; "
                               "choose another --out or delete the folder")
         return state
+
+    def _same_config_from_older_version(self) -> bool:
+        """Whether the folder's config.yaml, read by this version (settings it lacked at their defaults),
+        is this run's config: a run made before an upgrade that added settings still resumes."""
+        saved = self.out_dir / "config.yaml"
+        try:
+            same = saved.is_file() and config_fingerprint(load_saved_config(saved)) == config_fingerprint(self.config)
+        except LifelongError:
+            return False
+        if same:
+            console.print(f"[yellow]note[/]: {self.out_dir}: resuming a run made by an earlier version; settings "
+                          "added since then are at their defaults")
+        return same
 
     def _build(self) -> tuple[Learner, Evaluator]:
         cfg = self.config

@@ -283,11 +283,13 @@ RESTEM_COLUMNS = ["mean_score", "best_score", "baseline_score", "candidate_sprea
                   "kept", "writer_loss", "seconds"]
 
 
-def _restem_section(log_records: list[dict]) -> str:
-    """ReSTEM rounds (`restem` events): do kept notes improve the writer, and is the reward above its noise?"""
+def _restem_section(log_records: list[dict], condition: str = "") -> str:
+    """ReSTEM rounds (`restem` events): do kept notes improve the writer, and is the reward above its noise?
+    `condition` names the run in a comparison (heading and plot ids)."""
     rounds = [r for r in log_records if r.get("event") == "restem"]
     if not rounds:
         return ""
+    suffix = f"-{condition}" if condition else ""
     labels = [f"{r.get('domain', '')} r{r.get('round', i + 1)}" for i, r in enumerate(rounds)]
     scores = _lines_fig(labels, {name: [_num(r.get(key)) for r in rounds] for name, key in (
         ("mean candidate", "mean_score"), ("best candidate", "best_score"), ("no notes", "baseline_score"))},
@@ -304,9 +306,10 @@ def _restem_section(log_records: list[dict]) -> str:
         "Reward spread: candidates against repeated evaluations (noise)", "domain, round", "standard deviation")
     rows = [[_esc(label)] + [_esc(_fmt(r.get(key))) for key in RESTEM_COLUMNS] for label, r in zip(labels, rounds,
                                                                                                    strict=True)]
-    return ("<h2>ReSTEM rounds (study notes)</h2>" + _plot_div(scores, "restem", "plot-restem-scores")
-            + _plot_div(likelihoods, "restem", "plot-restem-likelihood")
-            + _plot_div(spreads, "restem", "plot-restem-spread") + _table(["round"] + RESTEM_COLUMNS, rows))
+    heading = f"ReSTEM rounds (study notes){f': condition {_esc(condition)}' if condition else ''}"
+    return (f"<h2>{heading}</h2>" + _plot_div(scores, "restem", f"plot-restem-scores{suffix}")
+            + _plot_div(likelihoods, "restem", f"plot-restem-likelihood{suffix}")
+            + _plot_div(spreads, "restem", f"plot-restem-spread{suffix}") + _table(["round"] + RESTEM_COLUMNS, rows))
 
 
 def _prompts_section(results: dict) -> str:
@@ -415,8 +418,10 @@ def _compare_charts(compare: dict[str, dict]) -> str:
     )
 
 
-def render_compare_report(compare: dict[str, dict]) -> str:
-    """The HTML page comparing conditions: ``compare`` maps condition name -> its results dict."""
+def render_compare_report(compare: dict[str, dict], logs: dict[str, list[dict]] | None = None) -> str:
+    """The HTML page comparing conditions: ``compare`` maps condition name -> its results dict; ``logs``
+    (condition -> its log.jsonl records, where the runs sit in subfolders) adds links to each run's own
+    report and the ReSTEM rounds of the conditions that have them."""
     models = sorted({str(r.get("model")) for r in compare.values() if r.get("model")})
     meta = (f"<b>model</b>: {_esc(', '.join(models) or 'n/a')}<br>"
             f"<b>conditions</b>: {_esc(', '.join(compare))}")
@@ -429,8 +434,15 @@ def render_compare_report(compare: dict[str, dict]) -> str:
         "<h2>Metrics</h2>" + _compare_metrics_table(compare),
         _compare_charts(compare),
         "<h2>Accuracy matrices</h2>" + heatmaps,
+        _runs_section(logs) if logs else "",
     ])
     return _page("lifelong comparison: " + ", ".join(compare), body)
+
+
+def _runs_section(logs: dict[str, list[dict]]) -> str:
+    links = " · ".join(f'<a href="{_esc(name)}/report.html">{_esc(name)}</a>' for name in logs)
+    restem = "".join(_restem_section(records, name) for name, records in logs.items())
+    return f"<h2>Each condition's own report</h2><p>{links}</p>" + restem
 
 
 def read_log(path: Path) -> list[dict]:
@@ -466,5 +478,7 @@ def write_run_report(out_dir: Path, results: dict | None = None) -> Path:
 
 
 def write_compare_report(out_dir: Path, compare: dict[str, dict]) -> Path:
-    """Write ``out_dir/report.html`` comparing the conditions in ``compare``."""
-    return write_atomic(Path(out_dir) / "report.html", render_compare_report(compare))
+    """Write ``out_dir/report.html`` comparing the conditions in ``compare`` (their runs in out_dir/<name>/)."""
+    out_dir = Path(out_dir)
+    logs = {name: read_log(out_dir / name / "log.jsonl") for name in compare if (out_dir / name).is_dir()}
+    return write_atomic(out_dir / "report.html", render_compare_report(compare, logs))

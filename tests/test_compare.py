@@ -20,3 +20,20 @@ def test_compare_runs_each_condition_and_writes_one_report(user_stream, tmp_path
     assert page.count("lifelong-plot") >= 3 and ">a<" in page and ">c<" in page
     (out / "report.html").unlink()
     assert rebuild_report(out).is_file()
+
+
+def test_a_run_made_into_the_compare_folder_later_joins_the_report(user_stream, tmp_path):
+    from lifelong.config import load_config
+    from lifelong.experiment import Experiment
+
+    out = tmp_path / "cmp"
+    overrides = {"model": "tiny", "stream": str(user_stream), "training": {"epochs": 1},
+                 "evaluation": {"progress": False}}
+    run_compare(None, ["a"], out, overrides)
+    Experiment(load_config(overrides={**overrides, "condition": "b", "out": str(out / "b")})).run()
+    (out / "unfinished").mkdir()
+    (out / "unfinished" / "results.json").write_text(json.dumps({"complete": False}))
+    rebuild_report(out)
+    assert set(json.loads((out / "compare.json").read_text())) == {"a", "b"}
+    page = (out / "report.html").read_text()
+    assert ">a<" in page and ">b<" in page and "unfinished" not in page

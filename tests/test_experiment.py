@@ -70,6 +70,25 @@ def test_a_different_config_in_the_same_folder_is_refused(user_stream, tmp_path)
         run(user_stream, tmp_path / "out", seed=4)
 
 
+def test_a_run_made_before_an_upgrade_that_added_settings_still_resumes(user_stream, tmp_path):
+    import yaml
+
+    from lifelong.errors import ConfigError
+
+    out = tmp_path / "out"
+    first = run(user_stream, out)
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    del saved["consolidation"]["min_answer_transfer"]  # as an older version wrote it
+    (out / "config.yaml").write_text(yaml.safe_dump(saved))
+    state = json.loads((out / "state.json").read_text())
+    (out / "state.json").write_text(json.dumps({**state, "fingerprint": "written-by-an-older-version"}))
+    assert run(user_stream, out)["accuracy_matrix"] == first["accuracy_matrix"]
+    saved["training"]["lr"] = 1.0  # a setting that does differ still refuses the folder
+    (out / "config.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(ConfigError, match="different config"):
+        run(user_stream, out)
+
+
 def test_only_the_newest_checkpoints_are_kept(user_stream, tmp_path):
     run(user_stream, tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out" / "checkpoints").iterdir()) == ["row-2"]

@@ -161,3 +161,13 @@ def test_compare_report_draws_in_chromium(tmp_path):
     assert found["js_errors"] == []
     assert found["n_plots"] == 4 and found["n_drawn"] == 4, found["plots"]
     assert found["n_heatmaps_drawn"] == 2, found["plots"]
+
+
+def test_compare_report_links_each_run_and_shows_restem_rounds_where_a_run_has_them():
+    restem = {"event": "restem", "domain": "medical", "round": 1, "mean_score": 0.2, "best_score": 0.5,
+              "baseline_score": 0.1}
+    page = render_compare_report({"d": results(), "e": results()}, logs={"d": LOG, "e": LOG + [restem]})
+    assert_self_contained(page)
+    assert 'href="d/report.html"' in page and 'href="e/report.html"' in page
+    assert "ReSTEM rounds (study notes): condition e" in page and "condition d" not in page
+    assert 'id="plot-restem-scores-e"' in page
