@@ -63,7 +63,7 @@ def rebuild_report(directory: Path) -> Path:
 def _finished_runs(directory: Path) -> dict[str, dict]:
     runs = {}
     for path in sorted(directory.glob("*/results.json")):
-        results = json.loads(path.read_text(encoding="utf-8"))
+        results = _read_results(path.parent)
         if results.get("complete"):
             runs[path.parent.name] = results
     return runs
@@ -73,4 +73,10 @@ def _read_results(folder: Path) -> dict:
     path = folder / "results.json"
     if not path.is_file():
         raise InputError(path, "results.json not found")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise InputError(path, f"not valid JSON ({error.msg})", error.lineno) from None
+    if not isinstance(results, dict):
+        raise InputError(path, "expected a JSON object")
+    return results

@@ -37,3 +37,14 @@ def test_a_run_made_into_the_compare_folder_later_joins_the_report(user_stream, 
     assert set(json.loads((out / "compare.json").read_text())) == {"a", "b"}
     page = (out / "report.html").read_text()
     assert ">a<" in page and ">b<" in page and "unfinished" not in page
+
+
+def test_a_broken_results_file_in_a_comparison_is_named(tmp_path):
+    import pytest
+
+    from lifelong.errors import InputError
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "results.json").write_text('{"complete": tr')
+    with pytest.raises(InputError, match="results.json"):
+        rebuild_report(tmp_path)
