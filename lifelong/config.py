@@ -1,7 +1,8 @@
 """The run configuration: one YAML file validated on load (DESIGN §2).
 
-Precedence, lowest first: defaults, the condition's preset (lifelong/presets/<c>.yaml), the
-user's config file, command-line flags. Errors name the key, and the file and line when known.
+Precedence, lowest first: defaults, the settings the stream recommends (its stream.yaml's
+`settings`), the condition's preset (lifelong/presets/<c>.yaml), the user's config file,
+command-line flags. Errors name the key, and the file and line when known.
 """
 
 from __future__ import annotations
@@ -87,6 +88,11 @@ class EvaluationConfig(Section):
     max_items: int | None = Field(None, ge=1, description="cap on eval items per domain (seeded sample)")
     max_new_tokens: int = Field(32, ge=1, le=2048, description="chat mode: tokens generated per answer")
     exams: bool = Field(True, description="also score each domain's exam questions (exam/<domain>.jsonl)")
+    exam_max_items: int | None = Field(None, ge=1, description="cap on exam items per domain (seeded sample); "
+                                       "null = max_items")
+    exam_rows: Literal["all", "own"] = Field("all", description="rows that score the exams: all, or own (before "
+                                             "training, right after the exam's own domain, after the last "
+                                             "domain; the other cells of exam_matrix are null)")
     perplexity_docs: int = Field(16, ge=0, description="documents per domain whose perplexity is logged; 0 = none")
     progress: bool = True
     self_teaching_quality: bool = Field(False, description="also train each domain on its documents alone for "
@@ -402,12 +408,18 @@ class SelfTestConfig(Section):
 class RunConfig(Section):
     model: str = "smollm2-135m"
     teacher: str | None = None
-    stream: str = "example"
+    stream: str = Field("five-domains", description="a built-in stream (five-domains, prepared on first use; "
+                        "example, shipped), a stream.yaml or a folder")
     condition: Literal["a", "b", "c", "d", "e", "f"] = "d"
     pieces: list[str] | None = Field(None, description="explicit piece list; default: the condition's preset")
     seed: int = Field(0, ge=0)
     out: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    mixed_precision: Literal["no", "bf16", "auto"] = Field(
+        "no", description="bf16: forward passes under bfloat16 autocast over float32 weights (Accelerate's name); "
+        "auto: bf16 where the device computes it natively (CUDA bf16, CPU AVX512-BF16/AMX), else no")
+    threads: int | None = Field(None, ge=1, le=4096, description="CPU threads for tensor operations; "
+                                "null = torch's default (OMP_NUM_THREADS, else the physical cores)")
     device: str | None = None
     checkpoint_keep: int = Field(1, ge=1, le=1000, description="checkpoints kept on disk (domain and mid-domain)")
     checkpoint_every: int = Field(0, ge=0, description="optimizer steps between mid-domain checkpoints; "
@@ -496,10 +508,10 @@ def parse_assignment(assignment: str) -> dict:
     return value
 
 
-def _describe(error: ValidationError, source: str, lines: dict[tuple[str, ...], int]) -> str:
+def _describe(error: ValidationError, source: str, lines: dict[tuple[str, ...], int], key_prefix: str = "") -> str:
     first = error.errors()[0]
     loc = tuple(str(part) for part in first["loc"])
-    key = ".".join(loc)
+    key = key_prefix + ".".join(loc)
     line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
     where = f"{source}:{line}" if line else source
     message = first["msg"]
@@ -511,18 +523,38 @@ def _describe(error: ValidationError, source: str, lines: dict[tuple[str, ...], 
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> RunConfig:
-    """Defaults < condition preset < config file < overrides (flags), validated as one."""
+    """Defaults < the stream's recommended settings < condition preset < config file < overrides (flags),
+    validated as one."""
     user = _read_yaml(Path(path)) if path else {}
     overrides = overrides or {}
     condition = overrides.get("condition") or user.get("condition") or RunConfig().condition
     if not isinstance(condition, str):
         raise ConfigError(f"{path or 'config'}: key 'condition': must be one of {', '.join(CONDITIONS)}")
-    merged = deep_merge(deep_merge(preset(condition), user), overrides)
+    stream = overrides.get("stream") or user.get("stream") or RunConfig().stream
+    recommended = _stream_settings(stream)
+    merged = deep_merge(deep_merge(deep_merge(recommended, preset(condition)), user), overrides)
     try:
         return RunConfig.model_validate(merged)
     except ValidationError as error:
         source = str(path) if path else "command line"
         raise ConfigError(_describe(error, source, _key_lines(Path(path)) if path else {})) from None
+
+
+def _stream_settings(stream: object) -> dict:
+    """The stream's recommended settings, checked on their own so that an error names its stream.yaml."""
+    from lifelong.data.stream import stream_settings
+
+    if not isinstance(stream, str | Path):
+        return {}
+    settings, source = stream_settings(stream)
+    if settings:
+        try:
+            RunConfig.model_validate(settings)
+        except ValidationError as error:
+            found = _key_lines(source) if source is not None and source.is_file() else {}
+            lines = {key[1:]: line for key, line in found.items() if key[:1] == ("settings",) and len(key) > 1}
+            raise ConfigError(_describe(error, str(source), lines, key_prefix="settings.")) from None
+    return settings
 
 
 def load_saved_config(path: Path) -> RunConfig:

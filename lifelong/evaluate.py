@@ -14,6 +14,7 @@ from lifelong.files import write_json
 from lifelong.learner import Learner
 from lifelong.models import load_model
 from lifelong.pieces import build_pieces
+from lifelong.precision import set_threads
 
 
 def _model_from_run(folder: Path, cfg: RunConfig):
@@ -22,7 +23,8 @@ def _model_from_run(folder: Path, cfg: RunConfig):
     if state is None:
         raise InputError(folder, "not a run folder with a checkpoint (state.json missing)")
     run_cfg = load_saved_config(folder / "config.yaml")
-    model, tokenizer = load_model(run_cfg.model, dtype=cfg.dtype, device=cfg.device, seed=run_cfg.seed)
+    model, tokenizer = load_model(run_cfg.model, dtype=cfg.dtype, device=cfg.device, seed=run_cfg.seed,
+                                  mixed_precision=cfg.mixed_precision)
     learner = Learner(model, tokenizer, build_pieces(run_cfg.pieces or [], run_cfg), run_cfg)
     ckpt.load_checkpoint(folder, state, learner.model, before_weights=learner.load_pieces_state)
     return learner.model, tokenizer, run_cfg.model
@@ -30,12 +32,14 @@ def _model_from_run(folder: Path, cfg: RunConfig):
 
 def evaluate_model(cfg: RunConfig, checkpoint: Path | None = None, out: Path | None = None) -> dict:
     """Scores a model (or, with `checkpoint`, a run folder or saved model folder) on cfg.stream."""
+    set_threads(cfg.threads)
     stream = load_stream(cfg.stream)
     if checkpoint is not None and (checkpoint / ckpt.STATE_FILE).is_file():
         model, tokenizer, name = _model_from_run(checkpoint, cfg)
     else:
         name = str(checkpoint) if checkpoint else cfg.model
-        model, tokenizer = load_model(name, dtype=cfg.dtype, device=cfg.device, seed=cfg.seed)
+        model, tokenizer = load_model(name, dtype=cfg.dtype, device=cfg.device, seed=cfg.seed,
+                                      mixed_precision=cfg.mixed_precision)
     evaluator = Evaluator(cfg.evaluation, tokenizer, seed=cfg.seed)
     row = [evaluator.score_domain(model, domain).score for domain in stream.domains]
     canary = [evaluator.score_domain(model, stream.canary).score] if stream.canary else None
@@ -56,7 +60,8 @@ def _load_any(cfg: RunConfig, source: Path | str | None):
     if source is not None and (Path(source) / ckpt.STATE_FILE).is_file():
         return _model_from_run(Path(source), cfg)
     name = str(source) if source else cfg.model
-    model, tokenizer = load_model(name, dtype=cfg.dtype, device=cfg.device, seed=cfg.seed)
+    model, tokenizer = load_model(name, dtype=cfg.dtype, device=cfg.device, seed=cfg.seed,
+                                  mixed_precision=cfg.mixed_precision)
     return model, tokenizer, name
 
 

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -32,6 +33,7 @@ from lifelong.files import write_json
 from lifelong.learner import Learner
 from lifelong.models import load_model
 from lifelong.pieces import build_pieces
+from lifelong.precision import active_precision, set_threads
 from lifelong.report import write_run_report
 from lifelong.selfdirected import quality
 from lifelong.training import Checkpointing, LoopState, seed_everything
@@ -135,12 +137,14 @@ class Experiment:
 
     def _build(self) -> tuple[Learner, Evaluator]:
         cfg = self.config
+        set_threads(cfg.threads)
         seed_everything(cfg.seed)  # pieces may draw at attach (LoRA's adapter initialisation)
         pieces = build_pieces(cfg.pieces or [], cfg)
         device = cfg.device
         if device is None and launched_processes() > 1:
             device = str(process_state(cfg).device)  # each process its own GPU (or the CPU)
-        model, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device=device, seed=cfg.seed)
+        model, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device=device, seed=cfg.seed,
+                                      mixed_precision=cfg.mixed_precision)
         learner = Learner(model, tokenizer, pieces, cfg, log=self.log)
         learner.core = self.stream.core
         learner.stream = self.stream
@@ -164,7 +168,8 @@ class Experiment:
             self._resume(state, learner)
         else:
             self.log({"event": "start", "model": self.config.model, "condition": self.config.condition,
-                      "domains": self.stream.domain_names, "seed": self.config.seed})
+                      "domains": self.stream.domain_names, "seed": self.config.seed,
+                      "mixed_precision": active_precision(learner.model), "threads": torch.get_num_threads()})
             self._score_row(learner, evaluator, row=0)
         for index in range(self.progress.domains_done, len(self.stream.domains)):
             self._learn_domain(learner, evaluator, index)
@@ -240,7 +245,8 @@ class Experiment:
         canary = self._score(evaluator, model, self.stream.canary, row, after) if self.stream.canary else None
         if self._scores_exams:
             self.progress.exam_matrix.append([self._score_exam(evaluator, model, d.name, row, after)
-                                              for d in self.stream.domains])
+                                              if self._exam_row(row, column) else None
+                                              for column, d in enumerate(self.stream.domains)])
         self.progress.matrix.append(scores)
         self.progress.canary.append(canary)
         self.progress.timing["eval_s"].append(round(time.perf_counter() - started, 2))
@@ -261,13 +267,19 @@ class Experiment:
     def _scores_exams(self) -> bool:
         return bool(self.stream.exams) and self.config.evaluation.exams
 
+    def _exam_row(self, row: int, column: int) -> bool:
+        """Whether row `row` scores domain `column`'s exam (evaluation.exam_rows)."""
+        last = len(self.stream.domains)
+        return self.config.evaluation.exam_rows == "all" or row in (0, column + 1, last)
+
     def _score_exam(self, evaluator: Evaluator, model, name: str, row: int, after: str) -> float | None:
         exam = self.stream.exams.get(name)
         if exam is None:
             return None
-        score = evaluator.score_domain(model, exam, desc=f"exam {name}").score
+        cap = self.config.evaluation.exam_max_items
+        score = evaluator.score_domain(model, exam, desc=f"exam {name}", cap=cap).score
         self.log({"event": "eval", "row": row, "after": after, "domain": name, "exam": True, "score": score,
-                  "items": len(evaluator.sample(exam.eval_items))})
+                  "items": len(evaluator.sample(exam.eval_items, cap))})
         return score
 
     def _checkpointing(self, learner: Learner, index: int, curve: list, resume: dict | None) -> Checkpointing:

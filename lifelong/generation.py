@@ -132,6 +132,7 @@ def teacher_generator(learner) -> Generator:
         from lifelong.models import load_model
 
         model, tokenizer = load_model(spec, dtype=learner.config.dtype, device=learner.config.device,
+                                      mixed_precision=learner.config.mixed_precision,
                                       seed=learner.config.seed)
         cached = Generator(model, tokenizer, spec, learner.config.self_directed, seed=learner.config.seed)
         learner._teacher_generator = cached

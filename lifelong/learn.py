@@ -42,6 +42,7 @@ from lifelong.files import write_json
 from lifelong.learner import Learner
 from lifelong.models import load_model
 from lifelong.pieces import PIECES, build_pieces
+from lifelong.precision import set_threads
 from lifelong.report import write_run_report
 from lifelong.training import seed_everything
 
@@ -178,8 +179,10 @@ class ContinualLearner:
 
     def _build(self) -> Learner:
         cfg = self.config
+        set_threads(cfg.threads)
         seed_everything(cfg.seed + len(self.history))
-        model, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device=cfg.device, seed=cfg.seed)
+        model, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device=cfg.device, seed=cfg.seed,
+                                      mixed_precision=cfg.mixed_precision)
         learner = Learner(model, tokenizer, build_pieces(cfg.pieces or [], cfg), cfg, log=self.log)
         learner.core, learner.stream = self.stream.core, self.stream
         learner.evaluator = Evaluator(cfg.evaluation, tokenizer, seed=cfg.seed)

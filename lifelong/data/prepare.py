@@ -172,7 +172,8 @@ def build_stream(folder: Path, sources: Sources, size: str, seed: int, is_correc
     write_domain(folder / "canary_candidates.jsonl", candidates)
     counts["core"] = _count(core)
     counts["canary_candidates"] = {"eval": len(candidates)}
-    stream = {"domains": [f"{domain}.jsonl" for domain in DOMAINS], "core": "core.jsonl"}
+    stream = {"domains": [f"{domain}.jsonl" for domain in DOMAINS], "core": "core.jsonl",
+              "settings": prepared.RECOMMENDED_SETTINGS[stream_name(size)]}
     canary = _canary(candidates, is_correct, spec, seed, log)
     if canary:
         write_domain(folder / "canary.jsonl", canary)

@@ -8,6 +8,18 @@ from pathlib import Path
 # Streams that `lifelong data prepare` can build, by name.
 PREPARABLE: tuple[str, ...] = ("five-domains", "five-domains-medium", "five-domains-large")
 
+# The run settings each prepared stream recommends (its stream.yaml's `settings`; precedence: defaults <
+# stream < condition preset < config file < flags). The small stream is sized for `lifelong run` with
+# defaults to finish in about 15 minutes on 2 CPU cores (docs/data.md): 3 epochs, 100 of each domain's
+# 200 eval questions scored per row, 40 exam questions scored before training, after their own domain
+# and at the end, bfloat16 autocast where the hardware has it.
+RECOMMENDED_SETTINGS: dict[str, dict] = {
+    "five-domains": {"training": {"epochs": 3}, "mixed_precision": "auto",
+                     "evaluation": {"max_items": 100, "exam_max_items": 40, "exam_rows": "own"}},
+    "five-domains-medium": {"training": {"epochs": 3}, "mixed_precision": "auto"},
+    "five-domains-large": {"training": {"epochs": 3}, "mixed_precision": "auto"},
+}
+
 
 def cache_dir() -> Path:
     """Where prepared data and converted models are cached (LIFELONG_CACHE overrides)."""

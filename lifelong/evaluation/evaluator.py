@@ -74,10 +74,10 @@ class Evaluator:
         return torch.tensor(sorted(set(ids)), dtype=torch.long)
 
     # ---- public API -------------------------------------------------------------------
-    def sample(self, items: Sequence[Item]) -> list[Item]:
-        """The eval items actually scored: all, or a seeded sample of `max_items`."""
+    def sample(self, items: Sequence[Item], cap: int | None = None) -> list[Item]:
+        """The eval items actually scored: all, or a seeded sample of `cap` (default: `max_items`)."""
         items = list(items)
-        cap = self.config.max_items
+        cap = cap if cap is not None else self.config.max_items
         if cap is None or len(items) <= cap:
             return items
         return random.Random(self.seed).sample(items, cap)
@@ -95,8 +95,8 @@ class Evaluator:
             verdicts.update(zip([i for i, _ in mc], mc_verdicts, strict=True))
         return Scored(tuple(verdicts[i] for i in range(len(items))))
 
-    def score_domain(self, model, domain, desc: str | None = None) -> Scored:
-        return self.score_items(model, self.sample(domain.eval_items), desc or domain.name)
+    def score_domain(self, model, domain, desc: str | None = None, cap: int | None = None) -> Scored:
+        return self.score_items(model, self.sample(domain.eval_items, cap), desc or domain.name)
 
     def context_text(self, question: str) -> str:
         if self.prompt.mode == "chat":
