@@ -50,6 +50,9 @@ class TrainingConfig(Section):
     group_by_length: bool = Field(False, description="batch examples of similar length together (less padding); "
                                   "the order stays seeded and random at the level of batches")
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    lr_scheduler_type: Literal["auto", "constant", "linear", "cosine"] = Field(
+        "auto", description="the learning-rate schedule within each domain (transformers' names): auto = linear "
+        "decay to 0 when warmup_ratio > 0, else constant")
     weight_decay: float = Field(0.0, ge=0, le=1)
     max_grad_norm: float | None = Field(1.0, gt=0)
     train_questions: bool = Field(True, description="also train on the domain's split=train questions")

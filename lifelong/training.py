@@ -261,6 +261,14 @@ FAULTS = {
 }
 
 
+def schedule_name(cfg: TrainingConfig) -> str:
+    """transformers' scheduler for `lr_scheduler_type` (auto: linear decay after a warmup, else constant)."""
+    kind = cfg.lr_scheduler_type
+    if kind == "auto":
+        kind = "linear" if cfg.warmup_ratio else "constant"
+    return "constant_with_warmup" if kind == "constant" else kind
+
+
 class TrainingLoop:
     """Runs one round of training over a list of examples."""
 
@@ -327,8 +335,8 @@ class TrainingLoop:
         cfg = self.config
         optimizer = torch.optim.AdamW(param_groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         total = math.ceil(len(batches) / cfg.grad_accum)
-        scheduler = get_scheduler("linear" if cfg.warmup_ratio else "constant_with_warmup", optimizer,
-                                  num_warmup_steps=int(cfg.warmup_ratio * total), num_training_steps=total)
+        scheduler = get_scheduler(schedule_name(cfg), optimizer, num_warmup_steps=int(cfg.warmup_ratio * total),
+                                  num_training_steps=total)
         start = resume.step if resume else 0
         if resume:
             optimizer.load_state_dict(resume.optimizer)

@@ -169,3 +169,28 @@ def test_length_grouping_pads_less_and_keeps_every_example_once_per_epoch():
     assert padding(grouped) < 0.2 * padding(plain)
     assert grouped == default_batches(examples, 4, stdlib_random.Random(0), group_by_length=True)  # seeded
     assert grouped != default_batches(examples, 4, stdlib_random.Random(1), group_by_length=True)
+
+
+@pytest.mark.parametrize(("schedule", "warmup", "expected"), [
+    ("auto", 0.0, "constant"), ("auto", 0.5, "linear"), ("linear", 0.0, "linear"), ("cosine", 0.0, "cosine")])
+def test_the_learning_rate_follows_lr_scheduler_type(tiny, monkeypatch, schedule, warmup, expected):
+    rates = []
+    original = torch.optim.AdamW.step
+
+    def recording_step(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
+    learner, config = make_learner(tiny[1], "a", batch_size=1, epochs=2, lr_scheduler_type=schedule,
+                                   warmup_ratio=warmup)
+    learner.learn(DOMAIN, seed=0)
+    lr = config.training.lr
+    assert len(rates) == 4
+    if expected == "constant":
+        assert rates == [lr] * 4
+    elif warmup:
+        assert rates[0] < rates[1] < rates[2] == lr and rates[3] < lr  # warms up over 2 steps, then decays
+    else:
+        assert rates[0] == lr and rates[0] > rates[1] > rates[2] > rates[3] > 0
+        assert (rates[1] == pytest.approx(0.75 * lr)) == (expected == "linear")  # cosine: 0.85 lr after 1 of 4
