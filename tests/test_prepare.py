@@ -31,6 +31,8 @@ WORDNET_NOUNS = "\n".join([
     _synset("06000644", ["mathematics", "math"], [], "a science dealing with numbers"),
     _synset("06128570", ["computer_science"], [], "the branch of engineering science"),
     _synset("06090869", ["physics"], [], "the science of matter and energy"),
+    _synset("06170498", ["rhetoric"], [], "study of the technique and rules for using language effectively"),
+    _synset("14336549", ["oxymoron"], [(";c", "06170498")], "conjoining contradictory terms (as in `deafening silence')"),
     _synset("14336539", ["appendicitis"], [(";c", "06043075")],
             'inflammation of the vermiform process; "an acute case"'),
     _synset("14336540", ["tort", "civil_wrong"], [(";c", "08441203")],
@@ -88,6 +90,7 @@ def test_wordnet_entries_by_domain():
     assert domains["legal"][0].aliases == ("civil wrong",)
     assert [e.term for e in domains["math"]] == ["integer"]
     assert [e.term for e in domains["code"]] == ["compiler"]
+    assert [e.term for e in domains["creative"]] == ["oxymoron"]  # rhetoric: a literary term
     assert [(e.term, e.topic, e.gloss) for e in general] == [
         ("quark", "physics", "a hypothetical truly fundamental particle in mesons and baryons")]
     entry = medical["appendicitis"]
@@ -203,6 +206,7 @@ def _speech(i: int, askable: bool = True) -> shakespeare.Speech:
 
 def fake_sources() -> prepare.Sources:
     glossary = {domain: [_entry(domain, i) for i in range(30)] for domain in ("medical", "legal", "code", "math")}
+    glossary["creative"] = [_entry("literary", i) for i in range(10)]
     general = [_entry("general", i) for i in range(40)]
     plays = [[_speech(i) for i in range(40)]]
     exam = {"medical": [MCItem(f"exam q{i}?", ("a", "b"), i % 2) for i in range(7)]}
@@ -246,6 +250,11 @@ def test_prepare_builds_a_loadable_stream(cache, tiny_size, monkeypatch):
     assert not {i.question for i in stream.core.train_items} & {i.question for i in candidates.eval_items}
     assert len(load_domain(folder / "exam" / "medical.jsonl").eval_items) == 5
     assert not (folder / "exam" / "creative.jsonl").exists()
+    creative = stream.domains[-1]  # all 10 literary terms (under 70% of 24 facts), Shakespeare's lines the rest
+    terms = [item for item in creative.items if "literary term" in item.question]
+    assert len(terms) == 10 and sum(item.split == "train" for item in terms) == 2
+    assert sum(d.text.startswith("Literary terms, part") for d in creative.documents) == 2
+    assert sum(d.text.startswith("From Shakespeare's") for d in creative.documents) >= 1
     manifest = json.loads((folder / "sources.json").read_text())
     assert manifest["counts"]["medical"]["eval"] == 20
     assert not [p for p in (cache / "streams").iterdir() if p.name.startswith(".")]

