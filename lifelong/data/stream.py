@@ -1,12 +1,13 @@
 """Streams: domains in order, plus optional core (replay) and canary files (DESIGN §2).
 
 `load_stream` accepts a built-in stream name, a `stream.yaml`, or a folder. A stream.yaml may also
-recommend run settings (`settings:`, any run config keys but `stream`); `stream_settings` reads them
+recommend run settings (`settings:`, any run config keys but `stream` and `condition`); `stream_settings` reads them
 for `load_config`, where they rank above the defaults and below the condition preset.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,8 +100,6 @@ def stream_settings(spec: str | Path) -> tuple[dict, Path | None]:
 def prepare_on_first_use(name: str) -> Path:
     """Build a preparable built-in stream the first time it is asked for (as dataset libraries fetch
     on first use): the same as `lifelong data prepare --size SIZE`."""
-    import sys
-
     from lifelong.data.prepare import SIZES, prepare_streams, stream_name
 
     size = next(size for size in SIZES if stream_name(size) == name)
