@@ -81,6 +81,7 @@ def diagnose_against(cfg: RunConfig, checkpoint: Path | None, against: Path | st
     """
     from lifelong.diagnostics.suite import Diagnoser, compare_models, probe_texts
 
+    set_threads(cfg.threads)
     stream = load_stream(cfg.stream)
     model, tokenizer, name = _load_any(cfg, checkpoint)
     reference, _, reference_name = _load_any(cfg, against)
