@@ -171,6 +171,7 @@ class Experiment:
                       "domains": self.stream.domain_names, "seed": self.config.seed,
                       "mixed_precision": active_precision(learner.model), "threads": torch.get_num_threads()})
             self._score_row(learner, evaluator, row=0)
+            self._save(learner, 0)
         for index in range(self.progress.domains_done, len(self.stream.domains)):
             self._learn_domain(learner, evaluator, index)
         results = self.results()
@@ -217,14 +218,18 @@ class Experiment:
         started = time.perf_counter()
         seed = self.config.seed * 1000 + index + 1
         before = quality.snapshot(learner) if self.config.evaluation.self_teaching_quality and not resume else None
+        # The row scored next gives the curve's last point: the round's end is not scored twice.
         stats = learner.learn(domain, seed=seed, on_checkpoint=score_in_domain,
-                              checkpoints=self._checkpointing(learner, index, curve, resume))
+                              checkpoints=self._checkpointing(learner, index, curve, resume), final_point=False)
         self.progress.timing["train_s"].append(round(time.perf_counter() - started, 2))
         if self.config.evaluation.self_teaching_quality:
             self._reference(learner, evaluator, domain, seed, stats.steps, before)
         self.progress.steps.append(stats.steps)
         self.progress.curves.append(curve)
-        self._score_row(learner, evaluator, row=index + 1)
+        scores = self._score_row(learner, evaluator, row=index + 1)
+        curve.append((stats.steps, scores[index]))
+        self.log({"event": "curve", "domain": domain.name, "step": stats.steps, "score": scores[index]})
+        self._save(learner, index + 1)
 
     def _reference(self, learner: Learner, evaluator: Evaluator, domain: Domain, seed: int, steps: int,
                    before: quality.Snapshot | None) -> None:
@@ -237,7 +242,8 @@ class Experiment:
         self.progress.timing.setdefault("reference_s", []).append(round(time.perf_counter() - started, 2))
         self.log({"event": "reference", "domain": domain.name, "steps": steps, "score": score})
 
-    def _score_row(self, learner: Learner, evaluator: Evaluator, row: int) -> None:
+    def _score_row(self, learner: Learner, evaluator: Evaluator, row: int) -> list[float]:
+        """Score every domain (and the canary and exams) as row `row` of the matrices; the domains' scores."""
         started = time.perf_counter()
         model = learner.model
         after = "before" if row == 0 else self.stream.domains[row - 1].name
@@ -251,7 +257,7 @@ class Experiment:
         self.progress.canary.append(canary)
         self.progress.timing["eval_s"].append(round(time.perf_counter() - started, 2))
         self._show_row(row, after, scores, canary)
-        self._save(learner, row)
+        return scores
 
     def _score(self, evaluator: Evaluator, model, domain: Domain, row: int, after: str) -> float:
         score = evaluator.score_domain(model, domain, desc=f"eval {domain.name}").score

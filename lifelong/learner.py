@@ -66,13 +66,15 @@ class Learner:
         return [group for group in groups if group["params"]]
 
     def learn(self, domain: Domain, seed: int, on_checkpoint: Callable[[int], None] | None = None,
-              checkpoints: Checkpointing | None = None) -> RoundStats:
+              checkpoints: Checkpointing | None = None, final_point: bool = True) -> RoundStats:
         """One learning round on `domain` (DESIGN §4 steps 1-4), then every piece's `review` (the self-test).
 
         `checkpoints` saves the loop's state mid-round, or continues a round from a saved state;
         the pieces must then hold their state from the round's start, the model the saved weights.
+        `on_checkpoint` and `final_point` are the training loop's (TrainingLoop.run).
         """
-        stats = self.run_round(domain, seed, on_checkpoint=on_checkpoint, checkpoints=checkpoints)
+        stats = self.run_round(domain, seed, on_checkpoint=on_checkpoint, checkpoints=checkpoints,
+                               final_point=final_point)
         for piece in self.pieces:
             kept = piece.review(domain)
             if isinstance(kept, RoundStats):  # a repair round that was kept replaces the round's stats
@@ -81,7 +83,7 @@ class Learner:
 
     def run_round(self, domain: Domain, seed: int, extra: Sequence[Example] = (),
                   on_checkpoint: Callable[[int], None] | None = None, checkpoints: Checkpointing | None = None,
-                  epochs: int | None = None) -> RoundStats:
+                  epochs: int | None = None, final_point: bool = True) -> RoundStats:
         """Steps 1-4 without the review: before_round, examples (+ `extra`, added after the pieces' chain),
         the training loop (`epochs` overrides training.epochs), after_round. A repair round calls this again."""
         for piece in self.pieces:
@@ -92,7 +94,8 @@ class Learner:
             loop = TrainingLoop(self.config.training.model_copy(update={"epochs": epochs}), self.accelerator,
                                 self.log, progress=self.config.evaluation.progress)
         stats = loop.run(self.model, self.tokenizer, examples, self.param_groups(), self.pieces,
-                         seed=seed, domain=domain.name, on_checkpoint=on_checkpoint, checkpoints=checkpoints)
+                         seed=seed, domain=domain.name, on_checkpoint=on_checkpoint, checkpoints=checkpoints,
+                         final_point=final_point)
         self.model = self.accelerator.unwrap_model(self.model)
         for piece in self.pieces:
             piece.after_round(domain)

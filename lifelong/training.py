@@ -250,6 +250,7 @@ class _Points:
     curve_every: int
     on_curve: Callable[[int], None] | None
     started: float
+    final_curve: bool = True
     logged: int = -1
     curved: int = -1
 
@@ -282,8 +283,10 @@ class TrainingLoop:
     def run(self, model, tokenizer, examples: Sequence[Example], param_groups: list[dict],
             pieces: Sequence[Piece], seed: int, domain: str,
             on_checkpoint: Callable[[int], None] | None = None,
-            checkpoints: Checkpointing | None = None, steps: int | None = None) -> RoundStats:
-        """Train `model` in place; `on_checkpoint(step)` is called at each curve point.
+            checkpoints: Checkpointing | None = None, steps: int | None = None,
+            final_point: bool = True) -> RoundStats:
+        """Train `model` in place; `on_checkpoint(step)` is called at each curve point, the round's
+        last step included unless `final_point` is False (a caller that scores the finished round anyway).
 
         `checkpoints` saves the loop's state every few steps and, given a saved state, continues
         the round from it (the caller has loaded the weights saved with it). `steps` fixes the
@@ -307,7 +310,8 @@ class TrainingLoop:
         started = time.perf_counter()
         bar = tqdm(total=r.total, initial=r.stats.steps, desc=f"train {domain}", disable=not self.progress,
                    leave=False)
-        points = _Points(log_every=cfg.log_every, curve_every=curve_every, on_curve=on_checkpoint, started=started)
+        points = _Points(log_every=cfg.log_every, curve_every=curve_every, on_curve=on_checkpoint, started=started,
+                         final_curve=final_point)
         try:
             for batch in r.loader:
                 if not self._micro_step(r, batch):
@@ -377,7 +381,8 @@ class TrainingLoop:
         if points.logged != steps and r.stats.losses and (steps % points.log_every == 0 or final):
             self._log_point(r.domain, r.stats, r.optimizer, points.started)
             points.logged = steps
-        if points.on_curve and points.curved != steps and steps and (steps % points.curve_every == 0 or final):
+        due = points.final_curve if final else steps % points.curve_every == 0
+        if points.on_curve and points.curved != steps and steps and due:
             points.on_curve(steps)
             r.model.train()
             points.curved = steps

@@ -101,13 +101,44 @@ def test_scores_keep_item_order_and_sample_is_seeded(tiny):
     assert len(Evaluator(config, tokenizer).score_items(model, mixed).correct) == 3
 
 
+def _choice_sequences(evaluator, items):
+    import lifelong.evaluation.evaluator as module
+
+    return [module._Sequence(evaluator._context_ids(i.question), evaluator._encode(" " + c), (n, k))
+            for n, i in enumerate(items) for k, c in enumerate(i.choices)]
+
+
+def _answer_log_probs(evaluator, model, sequences, answers_only=False):
+    """Each sequence's continuation log-likelihood, read from `_forward_batches`' logits."""
+    out = {}
+    for batch, logits, offset in evaluator._forward_batches(model, sequences, "t", answers_only=answers_only):
+        log_probs = torch.log_softmax(logits.float(), -1)
+        for row, seq in enumerate(batch):
+            start = len(seq.context) - 1 - offset
+            assert start >= 0
+            targets = torch.tensor(seq.continuation)
+            out[seq.owner] = log_probs[row, start:start + len(targets)].gather(-1, targets[:, None]).sum().item()
+    return out
+
+
+def test_logits_only_at_the_answers_give_the_same_likelihoods(tiny, evaluator):
+    """`answers_only` leaves out the positions before a batch's first answer; what remains is unchanged."""
+    model, _ = tiny
+    items = [MCItem(q, ("red", "blue", "a long green thing"), 1) for q in QUESTIONS]
+    sequences = _choice_sequences(evaluator, items)
+    full = _answer_log_probs(evaluator, model, sequences)
+    assert _answer_log_probs(evaluator, model, sequences, answers_only=True) == pytest.approx(full, abs=1e-4)
+    [(_, logits, _)] = list(evaluator._forward_batches(model, sequences[:1], "t", answers_only=True))
+    # the head ran on the answer's positions only: each answer token's and the one after (the line's end)
+    assert logits.shape[1] == len(sequences[0].continuation) + 1
+
+
 def test_shared_prefix_cache_gives_the_same_scores(tiny, evaluator, monkeypatch):
     import lifelong.evaluation.evaluator as module
 
     model, _ = tiny
     items = [MCItem(q, ("red", "blue", "a long green thing"), 1) for q in QUESTIONS]
-    sequences = [module._Sequence(evaluator._context_ids(i.question), evaluator._encode(" " + c), (n, k))
-                 for n, i in enumerate(items) for k, c in enumerate(i.choices)]
+    sequences = _choice_sequences(evaluator, items)
 
     def answer_log_probs():
         out = {}

@@ -37,6 +37,24 @@ def test_results_follow_the_design_contract(user_stream, tmp_path):
     assert all(r["perplexity"] > 1.0 for r in domain_evals)  # documents' perplexity is logged per row
 
 
+def test_the_curve_ends_on_the_row_score_without_scoring_the_round_end_twice(user_stream, tmp_path, monkeypatch):
+    from lifelong.evaluation.evaluator import Evaluator
+
+    scored = []
+    score_domain = Evaluator.score_domain
+    monkeypatch.setattr(Evaluator, "score_domain", lambda self, model, domain, *a, **k: (
+        scored.append(domain.name), score_domain(self, model, domain, *a, **k))[1])
+    results = run(user_stream, tmp_path / "out")
+    records = [json.loads(line) for line in (tmp_path / "out" / "log.jsonl").read_text().splitlines()]
+    curves = {name: [(r["step"], r["score"]) for r in records if r["event"] == "curve" and r["domain"] == name]
+              for name in results["domains"]}
+    matrix = results["accuracy_matrix"]
+    assert [step for step, _ in curves["a_colors"]] == [2, 4]  # per epoch: 2 batches each
+    assert curves["a_colors"][-1][1] == matrix[1][0] and curves["b_ships"][-1][1] == matrix[2][1]
+    # 3 rows x (2 domains + canary), and one mid-round point per domain (after epoch 1): the last is the row's
+    assert len(scored) == 3 * 3 + 2
+
+
 def test_no_canary_file_means_null_canary(user_stream, tmp_path):
     (user_stream / "canary.jsonl").unlink()
     results = run(user_stream, tmp_path / "out")

@@ -131,7 +131,7 @@ class Evaluator:
     def teacher_forced_verdicts(self, model, items: Sequence[QAItem], desc: str = "qa") -> list[bool]:
         sequences = self._sequences(items, lambda item: item.answers)
         right = [False] * len(items)
-        for batch, logits, offset in self._forward_batches(model, sequences, desc):
+        for batch, logits, offset in self._forward_batches(model, sequences, desc, answers_only=True):
             for row, seq in enumerate(batch):
                 if not right[seq.owner[0]] and self._greedy_would_answer(logits[row], seq, offset):
                     right[seq.owner[0]] = True
@@ -143,7 +143,7 @@ class Evaluator:
         sequences = self._sequences(items, lambda item: item.answers)
         right = [False] * len(items)
         best = [-math.inf] * len(items)
-        for batch, logits, offset in self._forward_batches(model, sequences, desc):
+        for batch, logits, offset in self._forward_batches(model, sequences, desc, answers_only=True):
             log_probs = torch.log_softmax(logits.float(), dim=-1)
             for row, seq in enumerate(batch):
                 owner = seq.owner[0]
@@ -226,7 +226,8 @@ class Evaluator:
         if share_question:
             return self._shared_question_log_likelihoods(model, items, desc)
         totals: dict[tuple[int, int], float] = {}
-        for batch, logits, offset in self._forward_batches(model, self._sequences(items, lambda i: i.choices), desc):
+        sequences = self._sequences(items, lambda i: i.choices)
+        for batch, logits, offset in self._forward_batches(model, sequences, desc, answers_only=True):
             log_probs = torch.log_softmax(logits.float(), dim=-1)
             for row, seq in enumerate(batch):
                 start = len(seq.context) - 1 - offset
@@ -251,10 +252,11 @@ class Evaluator:
             order = sorted(range(len(items)), key=lambda i: len(contexts[i]), reverse=True)
             groups = [order[k:k + self.config.batch_size] for k in range(0, len(order), self.config.batch_size)]
             for group in tqdm(groups, desc=desc, disable=not self.config.progress, leave=False):
-                prompts_out = self._run_rows(model, [contexts[i][offset:] for i in group], prefix_cache, offset,
-                                             [offset] * len(group))
                 lengths = [len(contexts[i]) - offset for i in group]
-                last = prompts_out.logits[torch.arange(len(group)), torch.tensor(lengths) - 1].float()
+                last_positions = (torch.tensor(lengths) - 1)[:, None]  # only these rows' last logits are needed
+                prompts_out = self._run_rows(model, [contexts[i][offset:] for i in group], prefix_cache, offset,
+                                             [offset] * len(group), logits_to_keep=last_positions)
+                last = prompts_out.logits[:, 0].float()
                 first = torch.log_softmax(last, dim=-1)  # predicts each choice's first token
                 firsts = {(i, c): first[g, toks[0]] for g, i in enumerate(group) for c, toks in enumerate(choices[i])}
                 rows = [(g, i, c) for g, i in enumerate(group) for c, toks in enumerate(choices[i]) if len(toks) > 1]
@@ -280,9 +282,10 @@ class Evaluator:
         return totals
 
     def _run_rows(self, model, rows: list[list[int]], cache, past: int, starts: list[int],
-                  past_mask: torch.Tensor | None = None):
+                  past_mask: torch.Tensor | None = None, logits_to_keep: torch.Tensor | int = 0):
         """One forward of right-padded `rows` after `past` cached positions; row r's tokens take positions
-        starts[r], starts[r] + 1, ... `past_mask` says which cached positions each row sees (default: all)."""
+        starts[r], starts[r] + 1, ... `past_mask` says which cached positions each row sees (default: all);
+        `logits_to_keep` (transformers' argument: 0 = all) which positions get logits."""
         pad = self.tokenizer.pad_token_id or 0
         width = max(len(ids) for ids in rows)
         input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -300,8 +303,10 @@ class Evaluator:
         else:
             extra = {"use_cache": True}
         device = model.device
+        if isinstance(logits_to_keep, torch.Tensor):
+            logits_to_keep = logits_to_keep.to(device)
         return model(input_ids=input_ids.to(device), attention_mask=attention.to(device),
-                     position_ids=positions.to(device), **extra)
+                     position_ids=positions.to(device), logits_to_keep=logits_to_keep, **extra)
 
     # ---- documents ----------------------------------------------------------------------
     def perplexity(self, model, texts: Sequence[str], desc: str = "perplexity") -> float:
@@ -318,12 +323,14 @@ class Evaluator:
 
     # ---- shared -------------------------------------------------------------------------
     @torch.inference_mode()
-    def _forward_batches(self, model, sequences: Sequence[_Sequence], desc: str):
+    def _forward_batches(self, model, sequences: Sequence[_Sequence], desc: str, answers_only: bool = False):
         """Yields (batch, logits, offset) over length-grouped, right-padded batches.
 
         The few-shot examples open every prompt, so their keys and values are computed once
         (a shared prefix cache) and each batch runs only what follows them: `logits[row, t]`
-        predicts token `offset + t + 1` of the row's sequence.
+        predicts token `offset + t + 1` of the row's sequence. With `answers_only` the logits start
+        at the batch's first answer-predicting position (the vocabulary head is about a fifth of a
+        small model's pass), and `offset` grows by the positions left out.
         """
         pad = self.tokenizer.pad_token_id or 0
         was_training = model.training
@@ -348,9 +355,10 @@ class Evaluator:
                     cache.batch_repeat_interleave(len(batch))
                     positions = torch.arange(offset, offset + width).expand(len(batch), -1)
                     extra = {"past_key_values": cache, "position_ids": positions.to(model.device), "use_cache": True}
+                skipped = min(len(seq.context) - 1 - offset for seq in batch) if answers_only else 0
                 logits = model(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
-                               **extra).logits
-                yield batch, logits, offset
+                               logits_to_keep=width - skipped, **extra).logits
+                yield batch, logits, offset + skipped
         finally:
             model.train(was_training)
 
