@@ -93,9 +93,10 @@ class EvaluationConfig(Section):
     exams: bool = Field(True, description="also score each domain's exam questions (exam/<domain>.jsonl)")
     exam_max_items: int | None = Field(None, ge=1, description="cap on exam items per domain (seeded sample); "
                                        "null = max_items")
-    exam_rows: Literal["all", "own"] = Field("all", description="rows that score the exams: all, or own (before "
-                                             "training, right after the exam's own domain, after the last "
-                                             "domain; the other cells of exam_matrix are null)")
+    exam_rows: Literal["all", "own", "ends"] = Field("all", description="rows that score the exams: all; own "
+                                                     "(before training, right after the exam's own domain, after "
+                                                     "the last domain); or ends (before training and after the "
+                                                     "last domain). The other cells of exam_matrix are null")
     perplexity_docs: int = Field(16, ge=0, description="documents per domain whose perplexity is logged; 0 = none")
     progress: bool = True
     self_teaching_quality: bool = Field(False, description="also train each domain on its documents alone for "
@@ -116,6 +117,10 @@ class LoraPieceConfig(Section):
     target_modules: list[str] | str = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     rank_pattern: dict[str, int] = {}
     alpha_pattern: dict[str, float] = {}
+    use_rslora: bool = Field(False, description="scale the adapter by lora_alpha / sqrt(r) instead of "
+                                                "lora_alpha / r (rsLoRA, Kalajdzievski 2023)")
+    loraplus_lr_ratio: float | None = Field(None, gt=0, description="LoRA+ (Hayou et al. 2024): the B matrices "
+                                            "train at this multiple of the A matrices' learning rate; null = 1")
     after_domain: Literal["merge", "continue"] = "merge"
 
 

@@ -275,8 +275,9 @@ class Experiment:
 
     def _exam_row(self, row: int, column: int) -> bool:
         """Whether row `row` scores domain `column`'s exam (evaluation.exam_rows)."""
-        last = len(self.stream.domains)
-        return self.config.evaluation.exam_rows == "all" or row in (0, column + 1, last)
+        rows = self.config.evaluation.exam_rows
+        ends = row in (0, len(self.stream.domains))
+        return rows == "all" or ends or (rows == "own" and row == column + 1)
 
     def _score_exam(self, evaluator: Evaluator, model, name: str, row: int, after: str) -> float | None:
         exam = self.stream.exams.get(name)

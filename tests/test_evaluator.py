@@ -182,3 +182,18 @@ def test_an_mc_prompt_shared_by_its_choices_gives_the_same_scores(tiny, evaluato
     flat = evaluator.choice_log_likelihoods(model, items, share_question=False)
     assert shared.keys() == flat.keys() == {(i, c) for i, item in enumerate(items) for c in range(len(item.choices))}
     assert all(abs(shared[k] - flat[k]) < 1e-3 for k in flat)
+
+
+def test_batches_hold_at_most_batch_size_rows_and_a_token_budget():
+    import lifelong.evaluation.evaluator as module
+
+    lengths = [431, 40, 384, 38, 30, 260, 45, 2000] + [35] * 30
+    batches = module._budgeted(lengths, batch_size=16)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))  # each once
+    budget = 16 * module.TOKENS_PER_ROW
+    for batch in batches:
+        widest = max(lengths[i] for i in batch)
+        assert len(batch) <= 16 and (len(batch) == 1 or len(batch) * widest <= budget)
+    assert batches[0] == [7]  # longer than the budget: alone
+    assert batches[1] == [0, 2, 5, 6]  # 431, 384, 260, 45: a fifth row would pass the budget
+    assert [len(b) for b in batches[2:]] == [16, 16, 1]  # short rows fill whole batches

@@ -140,16 +140,20 @@ def test_a_mixed_precision_run_trains_and_says_so(user_stream, tmp_path):
     assert results["steps"] == [4, 2]
 
 
-def test_exam_rows_own_scores_before_after_its_domain_and_at_the_end(user_stream, tmp_path):
+@pytest.mark.parametrize("rows, scored", [
+    ("own", [[True, True], [True, False], [True, True]]),  # before, right after its own domain, at the end
+    ("ends", [[True, True], [False, False], [True, True]]),  # before and at the end
+])
+def test_exam_rows_choose_which_rows_score_the_exams(user_stream, tmp_path, rows, scored):
     from conftest import write_jsonl
 
     for name in ("a_colors", "b_ships"):
         write_jsonl(user_stream / "exam" / f"{name}.jsonl", [
             {"kind": "mc", "question": f"Which is color {k}?", "choices": ["blue", "seven"], "answer": 0}
             for k in range(3)])
-    results = run(user_stream, tmp_path / "out", evaluation={"progress": False, "exam_rows": "own",
+    results = run(user_stream, tmp_path / "out", evaluation={"progress": False, "exam_rows": rows,
                                                              "exam_max_items": 2})
     exams = results["exam_matrix"]
-    assert [[cell is not None for cell in row] for row in exams] == [[True, True], [True, False], [True, True]]
+    assert [[cell is not None for cell in row] for row in exams] == scored
     log = [json.loads(line) for line in (tmp_path / "out" / "log.jsonl").read_text().splitlines()]
-    assert [r["items"] for r in log if r.get("exam")] == [2] * 5
+    assert [r["items"] for r in log if r.get("exam")] == [2] * sum(map(sum, scored))

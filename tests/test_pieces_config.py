@@ -57,7 +57,7 @@ def test_literature_defaults():
 def test_presets_c_and_d_resolve_to_their_pieces():
     assert {"a", "b", "c", "d", "f"} <= set(config_module.CONDITIONS)
     c = load_config(overrides={"condition": "c"})
-    assert c.pieces == ["lora", "replay"] and c.training.lr == 3e-3 and c.lora.after_domain == "merge"
+    assert c.pieces == ["lora", "replay"] and c.training.lr == 1e-3 and c.lora.after_domain == "merge"
     d = load_config(overrides={"condition": "d"})
     assert d.pieces == ["lora", "replay", "layerwise_lr"] and d.layerwise_lr.xi == 0.9
     assert [p.name for p in build_pieces(d.pieces, d)] == d.pieces

@@ -85,7 +85,7 @@ def test_stream_settings_rank_above_defaults_and_below_preset_file_and_flags(use
     (user_stream / "stream.yaml").write_text(SETTINGS_YAML)
     config = load_config(overrides={"stream": str(user_stream), "condition": "b"})
     assert (config.training.epochs, config.training.warmup_ratio, config.evaluation.max_items) == (2, 0.1, 7)
-    assert config.training.lr == 3.0e-3  # the preset's
+    assert config.training.lr == 1.0e-3  # the preset's
     user = tmp_path / "config.yaml"
     user.write_text(f"stream: {user_stream}\ntraining:\n  epochs: 4\n")
     assert load_config(user).training.epochs == 4

@@ -24,6 +24,7 @@ from lifelong.data.records import Item, MCItem, QAItem
 from lifelong.evaluation import prompts
 
 MIN_SHARED_PREFIX = 8  # tokens; below this a prefix cache costs more than it saves
+TOKENS_PER_ROW = 128  # a batch holds at most batch_size rows and batch_size * this many padded tokens
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,25 @@ class _Sequence:
         return self.context + self.continuation
 
 
+def _budgeted(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices into `lengths`, longest first, cut into batches of at most `batch_size` rows whose padded
+    size (rows x the longest) stays within batch_size * TOKENS_PER_ROW: long prompts (a law exam's
+    passages) go in smaller batches instead of padding fifteen shorter ones to their length."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+    budget = batch_size * TOKENS_PER_ROW
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < batch_size and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= budget:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
 def _length_grouped(sequences: Sequence[_Sequence], batch_size: int) -> Iterator[list[_Sequence]]:
     """Batches of similar length, so padding stays small."""
-    ordered = sorted(sequences, key=lambda s: len(s.ids), reverse=True)
-    for start in range(0, len(ordered), batch_size):
-        yield ordered[start:start + batch_size]
+    for batch in _budgeted([len(s.ids) for s in sequences], batch_size):
+        yield [sequences[i] for i in batch]
 
 
 class Evaluator:
@@ -249,8 +264,7 @@ class Evaluator:
         try:
             prefix_cache = self._prefix_cache(model, prefix)
             offset = len(prefix) if prefix_cache is not None else 0
-            order = sorted(range(len(items)), key=lambda i: len(contexts[i]), reverse=True)
-            groups = [order[k:k + self.config.batch_size] for k in range(0, len(order), self.config.batch_size)]
+            groups = _budgeted([len(context) - offset for context in contexts], self.config.batch_size)
             for group in tqdm(groups, desc=desc, disable=not self.config.progress, leave=False):
                 lengths = [len(contexts[i]) - offset for i in group]
                 last_positions = (torch.tensor(lengths) - 1)[:, None]  # only these rows' last logits are needed
@@ -260,6 +274,7 @@ class Evaluator:
                 first = torch.log_softmax(last, dim=-1)  # predicts each choice's first token
                 firsts = {(i, c): first[g, toks[0]] for g, i in enumerate(group) for c, toks in enumerate(choices[i])}
                 rows = [(g, i, c) for g, i in enumerate(group) for c, toks in enumerate(choices[i]) if len(toks) > 1]
+                rows.sort(key=lambda row: len(choices[row[1]][row[2]]), reverse=True)  # chunks of like length pad less
                 rest: dict[tuple[int, int], torch.Tensor] = {}
                 for k in range(0, len(rows), self.config.batch_size):
                     chunk = rows[k:k + self.config.batch_size]

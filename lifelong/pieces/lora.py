@@ -3,6 +3,11 @@
 The base weights are frozen and a low-rank adapter is trained. After each domain the adapter
 is either merged into the base weights and a fresh one attached (`after_domain: merge`), or
 kept and trained further on the next domain (`continue`).
+
+Two published variants, under PEFT's names: `use_rslora` scales the adapter by alpha / sqrt(r)
+(Kalajdzievski 2023), and `loraplus_lr_ratio` trains the B matrices at that multiple of the A
+matrices' rate (LoRA+, Hayou et al. 2024; PEFT's `create_loraplus_optimizer`), here as an optimizer
+group of its own so that other pieces (layer-wise decay) scale it like any group.
 """
 
 from __future__ import annotations
@@ -24,7 +29,23 @@ class Lora(Piece):
         o = self.options
         return LoraConfig(r=o.r, lora_alpha=o.lora_alpha, lora_dropout=o.lora_dropout,
                           target_modules=o.target_modules, rank_pattern=dict(o.rank_pattern),
-                          alpha_pattern=dict(o.alpha_pattern), task_type="CAUSAL_LM")
+                          alpha_pattern=dict(o.alpha_pattern), use_rslora=o.use_rslora, task_type="CAUSAL_LM")
+
+    def param_groups(self, model, groups: list[dict]) -> list[dict]:
+        """LoRA+: each group's B matrices move to a group of their own at `loraplus_lr_ratio` times its rate."""
+        ratio = self.options.loraplus_lr_ratio
+        if ratio is None or ratio == 1:
+            return groups
+        b_matrices = {id(p) for name, p in model.named_parameters() if ".lora_B." in name}
+        default_lr = self.learner.config.training.lr if self.learner is not None else None
+        split: list[dict] = []
+        for group in groups:
+            rest = [p for p in group["params"] if id(p) not in b_matrices]
+            b = [p for p in group["params"] if id(p) in b_matrices]
+            split.append({**group, "params": rest})
+            if b:
+                split.append({**group, "params": b, "lr": group.get("lr", default_lr) * ratio})
+        return split
 
     def attach(self, learner) -> None:
         super().attach(learner)
