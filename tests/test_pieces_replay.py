@@ -52,6 +52,28 @@ def test_every_batch_holds_the_configured_share_of_old_examples(tiny, ratio, bat
         assert sorted(e.text for b in plan for e in b if e not in old_pool) == sorted(e.text for e in new)
 
 
+def test_grouped_batches_get_old_examples_of_like_length_and_the_same_share(tiny):
+    """Under group_by_length the epoch's old examples are dealt by length: long with long, short with short."""
+    def padded(plan):
+        return sum(len(b) * max(len(e.text) for e in b) for b in plan)
+
+    plans = {}
+    for grouped in (False, True):
+        config = load_config(overrides={"model": "tiny", "pieces": ["lora", "replay"], "replay": {"ratio": 0.25},
+                                        "evaluation": {"progress": False},
+                                        "training": {"epochs": 1, "batch_size": 4, "group_by_length": grouped}})
+        learner = Learner(tiny_model(tiny[1], seed=0), tiny[1], build_pieces(config.pieces, config), config)
+        replay = learner.pieces[1]
+        for i in range(12):  # old: half one-liners, half long documents
+            replay.add("earlier", Example(f"old {i}." if i % 2 else f"old document {i}. " + "words " * 60))
+        new = [Example(f"q {i}?" if i % 2 else f"new document {i}. " + "text " * 60) for i in range(24)]
+        [plan] = plan_epochs(new, learner.pieces, 4, epochs=1, seed=0, group_by_length=grouped)
+        old_pool = set(replay.pool())
+        assert all(sum(e in old_pool for e in batch) == 1 for batch in plan)
+        plans[grouped] = plan
+    assert padded(plans[True]) < 0.75 * padded(plans[False])
+
+
 def test_no_old_examples_means_default_batches(tiny):
     learner, replay = make_replay(tiny[1])
     assert replay.batches(new_examples(4), 2, random.Random(0)) is None  # nothing old yet, no core

@@ -10,11 +10,12 @@ PREPARABLE: tuple[str, ...] = ("five-domains", "five-domains-medium", "five-doma
 
 # The run settings each prepared stream recommends (its stream.yaml's `settings`; precedence: defaults <
 # stream < condition preset < config file < flags). The small stream is sized for `lifelong run` with
-# defaults to finish in about 15 minutes on 2 CPU cores (docs/data.md): 2 epochs, 80 of each domain's
-# 200 eval questions (and of the canary's 120) scored per row, 30 exam questions scored before training
-# and at the end, 4 documents' perplexity, bfloat16 autocast where the hardware has it.
+# defaults to finish in about 15 minutes on 2 CPU cores (docs/data.md): 2 epochs of length-grouped
+# batches, 80 of each domain's 200 eval questions (and of the canary's 120) scored per row, 30 exam
+# questions scored before training and at the end, 4 documents' perplexity, bfloat16 autocast where the
+# hardware has it.
 RECOMMENDED_SETTINGS: dict[str, dict] = {
-    "five-domains": {"training": {"epochs": 2}, "mixed_precision": "auto",
+    "five-domains": {"training": {"epochs": 2, "group_by_length": True}, "mixed_precision": "auto",
                      "evaluation": {"max_items": 80, "exam_max_items": 30, "exam_rows": "ends", "perplexity_docs": 4}},
     "five-domains-medium": {"training": {"epochs": 3}, "mixed_precision": "auto"},
     "five-domains-large": {"training": {"epochs": 3}, "mixed_precision": "auto"},

@@ -109,7 +109,11 @@ class Replay(Piece):
                 rng.shuffle(cycle)
             return cycle.pop()
 
-        return [new[i:i + n_new] + [draw() for _ in range(n_old)] for i in range(0, len(new), n_new)]
+        new_parts = [new[i:i + n_new] for i in range(0, len(new), n_new)]
+        old_parts = [[draw() for _ in range(n_old)] for _ in new_parts]
+        if grouped:
+            old_parts = matched_by_length(new_parts, old_parts)
+        return [fresh + old for fresh, old in zip(new_parts, old_parts, strict=True)]
 
     def after_round(self, domain) -> None:
         for example in self._examples:
@@ -163,3 +167,21 @@ class Replay(Piece):
         if "rng" in state:
             version, internal, gauss = state["rng"]
             self.rng.setstate((version, tuple(internal), gauss))
+
+
+def _length(example) -> int:
+    return len(example.prompt) + len(example.text)
+
+
+def matched_by_length(new_parts: list[list], old_parts: list[list]) -> list[list]:
+    """The same old examples, dealt so that the longest go to the batches whose new examples are longest.
+
+    Under group_by_length a batch of short questions would otherwise pad to a long replayed document.
+    The epoch's old examples and each batch's count of them are unchanged; only who sits with whom.
+    """
+    drawn = sorted((example for part in old_parts for example in part), key=_length)
+    by_width = sorted(range(len(new_parts)), key=lambda i: max(map(_length, new_parts[i])))
+    dealt: list[list] = [[] for _ in new_parts]
+    for i in by_width:
+        dealt[i], drawn = drawn[:len(old_parts[i])], drawn[len(old_parts[i]):]
+    return dealt
