@@ -66,9 +66,9 @@ def _budgeted(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     return batches
 
 
-def _length_grouped(sequences: Sequence[_Sequence], batch_size: int) -> Iterator[list[_Sequence]]:
-    """Batches of similar length, so padding stays small."""
-    for batch in _budgeted([len(s.ids) for s in sequences], batch_size):
+def _length_grouped(sequences: Sequence[_Sequence], batch_size: int, offset: int = 0) -> Iterator[list[_Sequence]]:
+    """Batches of similar length, so padding stays small; the first `offset` tokens (a cached prefix) do not run."""
+    for batch in _budgeted([len(s.ids) - offset for s in sequences], batch_size):
         yield [sequences[i] for i in batch]
 
 
@@ -354,7 +354,7 @@ class Evaluator:
             prefix = _shared_prefix(sequences)
             prefix_cache = self._prefix_cache(model, prefix)
             offset = len(prefix) if prefix_cache is not None else 0
-            batches = list(_length_grouped(sequences, self.config.batch_size))
+            batches = list(_length_grouped(sequences, self.config.batch_size, offset))
             for batch in tqdm(batches, desc=desc, disable=not self.config.progress, leave=False):
                 rows = [seq.ids[offset:] for seq in batch]
                 width = max(len(ids) for ids in rows)
