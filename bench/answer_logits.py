@@ -14,9 +14,8 @@ the ratio last.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
+from ab_scoring import compare_ways
 from transformers.modeling_utils import slice_logits_to_keep
 
 from lifelong.config import EvaluationConfig
@@ -40,12 +39,6 @@ class FullHead:
         return out
 
 
-def timed(evaluator: Evaluator, model, items) -> tuple[float, tuple[bool, ...]]:
-    started = time.perf_counter()
-    verdicts = evaluator.score_items(model, items).correct
-    return time.perf_counter() - started, verdicts
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m")
@@ -63,23 +56,8 @@ def main() -> None:
     for name, exam in stream.exams.items():
         sets[f"exam {name}"] = evaluator.sample(exam.eval_items, args.exam_items)
     print(f"model {args.model}, stream {args.stream}, {args.repeats} repeats (medians)")
-    totals = {"full": 0.0, "trimmed": 0.0}
-    for label, items in sets.items():
-        times: dict[str, list[float]] = {"full": [], "trimmed": []}
-        for _ in range(args.repeats):
-            full_s, full = timed(evaluator, FullHead(model), items)
-            trimmed_s, trimmed = timed(evaluator, model, items)
-            assert full == trimmed, f"{label}: the verdicts differ"
-            times["full"].append(full_s)
-            times["trimmed"].append(trimmed_s)
-        full_s, trimmed_s = statistics.median(times["full"]), statistics.median(times["trimmed"])
-        totals["full"] += full_s
-        totals["trimmed"] += trimmed_s
-        print(f"{label:14s} {len(items):4d} items  full head {full_s:6.2f} s   answers only {trimmed_s:6.2f} s   "
-              f"speed-up {full_s / trimmed_s:.2f}x")
-    print(f"all sets: full head {totals['full']:.2f} s, answers only {totals['trimmed']:.2f} s, "
-          f"speed-up {totals['full'] / totals['trimmed']:.2f}x")
-
+    compare_ways(("full head", lambda items: evaluator.score_items(FullHead(model), items).correct),
+                 ("answers only", lambda items: evaluator.score_items(model, items).correct), sets, args.repeats)
 
 if __name__ == "__main__":
     main()

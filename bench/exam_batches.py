@@ -12,8 +12,8 @@ bench checks the verdicts are identical and prints the ratio last.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+
+from ab_scoring import compare_ways, module_constant
 
 import lifelong.evaluation.evaluator as evaluator_module
 from lifelong.config import EvaluationConfig
@@ -24,15 +24,9 @@ from lifelong.models import load_model
 UNBOUNDED = 10**9
 
 
-def timed(evaluator: Evaluator, model, items, tokens_per_row: int) -> tuple[float, tuple[bool, ...]]:
-    original = evaluator_module.TOKENS_PER_ROW
-    evaluator_module.TOKENS_PER_ROW = tokens_per_row
-    try:
-        started = time.perf_counter()
-        verdicts = evaluator.score_items(model, items).correct
-        return time.perf_counter() - started, verdicts
-    finally:
-        evaluator_module.TOKENS_PER_ROW = original
+def fixed_batches(evaluator: Evaluator, model, items) -> tuple[bool, ...]:
+    with module_constant(evaluator_module, "TOKENS_PER_ROW", UNBOUNDED):
+        return evaluator.score_items(model, items).correct
 
 
 def main() -> None:
@@ -50,24 +44,9 @@ def main() -> None:
     evaluator = Evaluator(EvaluationConfig(progress=False), tokenizer)
     print(f"model {args.model}, stream {args.stream}, batch {evaluator.config.batch_size}, "
           f"{args.repeats} repeats (medians)")
-    totals = {"fixed": 0.0, "budget": 0.0}
-    for name, exam in stream.exams.items():
-        items = evaluator.sample(exam.eval_items, args.items)
-        times: dict[str, list[float]] = {"fixed": [], "budget": []}
-        for _ in range(args.repeats):
-            fixed_s, fixed = timed(evaluator, model, items, UNBOUNDED)
-            budget_s, budget = timed(evaluator, model, items, evaluator_module.TOKENS_PER_ROW)
-            assert fixed == budget, f"exam {name}: the verdicts differ"
-            times["fixed"].append(fixed_s)
-            times["budget"].append(budget_s)
-        fixed_s, budget_s = statistics.median(times["fixed"]), statistics.median(times["budget"])
-        totals["fixed"] += fixed_s
-        totals["budget"] += budget_s
-        print(f"exam {name:10s} {len(items):3d} items  fixed batches {fixed_s:6.2f} s   "
-              f"token budget {budget_s:6.2f} s   speed-up {fixed_s / budget_s:.2f}x")
-    print(f"all exams: fixed {totals['fixed']:.2f} s, budget {totals['budget']:.2f} s, "
-          f"speed-up {totals['fixed'] / totals['budget']:.2f}x")
-
+    sets = {f"exam {name}": evaluator.sample(exam.eval_items, args.items) for name, exam in stream.exams.items()}
+    compare_ways(("fixed batches", lambda items: fixed_batches(evaluator, model, items)),
+                 ("token budget", lambda items: evaluator.score_items(model, items).correct), sets, args.repeats)
 
 if __name__ == "__main__":
     main()

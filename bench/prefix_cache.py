@@ -10,8 +10,8 @@ repeats to cancel machine noise, checks the verdicts are identical, and prints t
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+
+from ab_scoring import compare_ways, module_constant
 
 import lifelong.evaluation.evaluator as evaluator_module
 from lifelong.config import EvaluationConfig
@@ -19,15 +19,9 @@ from lifelong.data.stream import load_stream
 from lifelong.models import load_model
 
 
-def timed_score(evaluator, model, items, share_prefix: bool) -> tuple[float, tuple[bool, ...]]:
-    original = evaluator_module.MIN_SHARED_PREFIX
-    evaluator_module.MIN_SHARED_PREFIX = original if share_prefix else 10**9
-    try:
-        started = time.perf_counter()
-        verdicts = evaluator.score_items(model, items).correct
-        return time.perf_counter() - started, verdicts
-    finally:
-        evaluator_module.MIN_SHARED_PREFIX = original
+def without_cache(evaluator, model, items) -> tuple[bool, ...]:
+    with module_constant(evaluator_module, "MIN_SHARED_PREFIX", 10**9):
+        return evaluator.score_items(model, items).correct
 
 
 def main() -> None:
@@ -42,19 +36,11 @@ def main() -> None:
     stream = load_stream(args.stream)
     items = [item for domain in [*stream.domains, stream.canary] if domain for item in domain.eval_items]
     evaluator = evaluator_module.Evaluator(EvaluationConfig(progress=False, batch_size=args.batch_size), tokenizer)
-    timed_score(evaluator, model, items[:8], True)  # warm-up
-    shared, plain = [], []
-    for _ in range(args.repeats):
-        seconds, with_cache = timed_score(evaluator, model, items, True)
-        shared.append(seconds)
-        seconds, without = timed_score(evaluator, model, items, False)
-        plain.append(seconds)
-        assert with_cache == without, "the prefix cache changed a verdict"
-    print(f"model {args.model}, {len(items)} items ({args.stream}), batch {args.batch_size}")
-    print(f"without prefix cache: median {statistics.median(plain):.2f} s")
-    print(f"with prefix cache:    median {statistics.median(shared):.2f} s")
-    print(f"ratio with/without: {statistics.median(shared) / statistics.median(plain):.2f}")
-
+    evaluator.score_items(model, items[:8])  # warm-up
+    print(f"model {args.model}, {args.stream} stream, batch {args.batch_size}, {args.repeats} repeats (medians)")
+    compare_ways(("without prefix cache", lambda items: without_cache(evaluator, model, items)),
+                 ("with prefix cache", lambda items: evaluator.score_items(model, items).correct),
+                 {"every item": items}, args.repeats)
 
 if __name__ == "__main__":
     main()
