@@ -16,20 +16,27 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
 @pytest.fixture(autouse=True)
 def hermetic_streams(monkeypatch, request):
     """A test names its stream: one that reaches a preparable built-in stream by name (the default,
-    five-domains) fails, rather than download it or read whatever this machine has prepared."""
+    five-domains) fails, rather than download it or read whatever this machine has prepared; and a
+    config that names no stream gets the plain defaults, so retuning five-domains' recommended settings
+    changes no other test."""
     if request.node.get_closest_marker("prepared_streams"):
         return
     from lifelong.data import prepared, stream
     from lifelong.errors import LifelongError
 
     original = stream._resolve_builtin
+    original_settings = stream.stream_settings
 
     def resolve(name: str):
         if name in prepared.PREPARABLE:
             raise LifelongError(f"test reached the prepared stream {name!r}: give it a stream of its own")
         return original(name)
 
+    def settings(spec):  # a config built without a stream gets the defaults, not five-domains' sizing
+        return ({}, None) if str(spec) in prepared.PREPARABLE else original_settings(spec)
+
     monkeypatch.setattr(stream, "_resolve_builtin", resolve)
+    monkeypatch.setattr(stream, "stream_settings", settings)
 
 
 @pytest.fixture(scope="session")

@@ -384,6 +384,7 @@ def test_first_use_without_network_is_one_clear_error(cache, monkeypatch):
     assert prepared.available_streams() == {}
 
 
+@pytest.mark.prepared_streams
 def test_the_default_stream_recommends_the_same_settings_prepared_or_not(cache):
     assert not (cache / "streams" / "five-domains").exists()
     config = load_config()
