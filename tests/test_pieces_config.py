@@ -6,6 +6,7 @@ from lifelong import config as config_module
 from lifelong.config import load_config
 from lifelong.errors import ConfigError
 from lifelong.pieces import PIECES, build_pieces
+from lifelong.pieces.replay import Replay
 
 NEW = ["layerwise_lr", "unfreezing", "freezing", "ewc", "replay", "sam"]
 
@@ -57,7 +58,9 @@ def test_literature_defaults():
 def test_presets_c_and_d_resolve_to_their_pieces():
     assert {"a", "b", "c", "d", "f"} <= set(config_module.CONDITIONS)
     c = load_config(overrides={"condition": "c"})
-    assert c.pieces == ["lora", "replay"] and c.training.lr == 1e-3 and c.lora.after_domain == "merge"
+    assert c.pieces == ["lora", "replay"] and c.training.lr == 3e-3 and c.lora.after_domain == "merge"
+    assert (c.training.epochs, c.training.batch_size, c.replay.ratio, c.replay.buffer_size) == (4, 5, 0.4, 400)
+    assert Replay(c.replay).old_per_batch(c.training.batch_size) == 2  # 3 new and 2 old in every batch
     d = load_config(overrides={"condition": "d"})
     assert d.pieces == ["lora", "replay", "layerwise_lr"] and d.layerwise_lr.xi == 0.9
     assert [p.name for p in build_pieces(d.pieces, d)] == d.pieces
