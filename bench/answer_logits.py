@@ -59,5 +59,6 @@ def main() -> None:
     compare_ways(("full head", lambda items: evaluator.score_items(FullHead(model), items).correct),
                  ("answers only", lambda items: evaluator.score_items(model, items).correct), sets, args.repeats)
 
+
 if __name__ == "__main__":
     main()

@@ -48,5 +48,6 @@ def main() -> None:
     compare_ways(("fixed batches", lambda items: fixed_batches(evaluator, model, items)),
                  ("token budget", lambda items: evaluator.score_items(model, items).correct), sets, args.repeats)
 
+
 if __name__ == "__main__":
     main()

@@ -42,5 +42,6 @@ def main() -> None:
                  ("with prefix cache", lambda items: evaluator.score_items(model, items).correct),
                  {"every item": items}, args.repeats)
 
+
 if __name__ == "__main__":
     main()
