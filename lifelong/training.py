@@ -38,6 +38,11 @@ class Example:
     prompt: str = ""
     source: str = "document"
 
+    @property
+    def length(self) -> int:
+        """Characters, prompt and text: the cheap length that length grouping sorts by."""
+        return len(self.prompt) + len(self.text)
+
 
 @dataclass
 class RoundStats:
@@ -139,7 +144,7 @@ def epoch_order(examples: Sequence[Example], batch_size: int, rng: random.Random
     window = batch_size * LENGTH_WINDOW
     batches = []
     for start in range(0, len(order), window):
-        ranked = sorted(order[start:start + window], key=lambda e: len(e.prompt) + len(e.text), reverse=True)
+        ranked = sorted(order[start:start + window], key=lambda e: e.length, reverse=True)
         batches += [ranked[i:i + batch_size] for i in range(0, len(ranked), batch_size)]
     rng.shuffle(batches)
     return [example for batch in batches for example in batch]

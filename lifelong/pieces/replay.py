@@ -169,18 +169,14 @@ class Replay(Piece):
             self.rng.setstate((version, tuple(internal), gauss))
 
 
-def _length(example) -> int:
-    return len(example.prompt) + len(example.text)
-
-
 def matched_by_length(new_parts: list[list], old_parts: list[list]) -> list[list]:
     """The same old examples, dealt so that the longest go to the batches whose new examples are longest.
 
     Under group_by_length a batch of short questions would otherwise pad to a long replayed document.
     The epoch's old examples and each batch's count of them are unchanged; only who sits with whom.
     """
-    drawn = sorted((example for part in old_parts for example in part), key=_length)
-    by_width = sorted(range(len(new_parts)), key=lambda i: max(map(_length, new_parts[i])))
+    drawn = sorted((example for part in old_parts for example in part), key=lambda example: example.length)
+    by_width = sorted(range(len(new_parts)), key=lambda i: max(example.length for example in new_parts[i]))
     dealt: list[list] = [[] for _ in new_parts]
     for i in by_width:
         dealt[i], drawn = drawn[:len(old_parts[i])], drawn[len(old_parts[i]):]
