@@ -413,6 +413,17 @@ class SelfTestConfig(Section):
     repair: SelfTestRepairConfig = SelfTestRepairConfig()
 
 
+class GeneralConfig(Section):
+    """The built-in general set (lifelong/data/general.py) stands in for what a stream lacks."""
+
+    core: bool = Field(True, description="a stream without a core set replays (and the self-test repairs "
+                       "from) the general core: country facts, antonyms, plurals, general definitions")
+    canary: bool = Field(True, description="a stream without a canary is scored on a canary of the general "
+                         "candidates its base model answers right (selected once per model and cached)")
+    canary_size: int = Field(120, ge=1, le=10000, description="items in that canary (fewer when the model "
+                             "answers fewer candidates right)")
+
+
 class RunConfig(Section):
     model: str = "smollm2-135m"
     teacher: str | None = None
@@ -433,6 +444,7 @@ class RunConfig(Section):
     checkpoint_every: int = Field(0, ge=0, description="optimizer steps between mid-domain checkpoints; "
                                   "0 = a checkpoint only after each domain")
     parallel: ParallelConfig = ParallelConfig()
+    general: GeneralConfig = GeneralConfig()
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     full_finetune: FullFinetuneConfig = FullFinetuneConfig()

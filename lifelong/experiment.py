@@ -36,6 +36,7 @@ from lifelong.pieces import build_pieces
 from lifelong.precision import active_precision, set_threads
 from lifelong.report import write_run_report
 from lifelong.selfdirected import quality
+from lifelong.stream_defaults import complete_stream
 from lifelong.training import Checkpointing, LoopState, seed_everything
 
 console = Console(stderr=True)
@@ -108,6 +109,7 @@ class Experiment:
         self.progress = Progress()
         self.log = RunLog(self.out_dir / "log.jsonl")  # writes nothing until the first event
         self._round: dict | None = None  # a round to continue, from a mid-domain checkpoint
+        self._supplied: dict | None = None  # what the general set supplied to the stream (stream_defaults)
         self.main = True  # whether this process writes: the main one of a multi-process run (docs/scale.md)
 
     # ---- setup ----------------------------------------------------------------------
@@ -145,10 +147,13 @@ class Experiment:
             device = str(process_state(cfg).device)  # each process its own GPU (or the CPU)
         model, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device=device, seed=cfg.seed,
                                       mixed_precision=cfg.mixed_precision)
+        evaluator = Evaluator(cfg.evaluation, tokenizer, seed=cfg.seed)
+        # before any trained weights: the canary is what the base model knew
+        self.stream, self._supplied = complete_stream(self.stream, cfg, model, evaluator)
         learner = Learner(model, tokenizer, pieces, cfg, log=self.log)
         learner.core = self.stream.core
         learner.stream = self.stream
-        learner.evaluator = Evaluator(cfg.evaluation, tokenizer, seed=cfg.seed)
+        learner.evaluator = evaluator
         # Pieces write generated material under out_dir; in a multi-process run only the main process
         # writes (the others regenerate the same seeded material rather than race for the files).
         learner.out_dir = self.out_dir if learner.accelerator.is_main_process else None
@@ -170,6 +175,8 @@ class Experiment:
             self.log({"event": "start", "model": self.config.model, "condition": self.config.condition,
                       "domains": self.stream.domain_names, "seed": self.config.seed,
                       "mixed_precision": active_precision(learner.model), "threads": torch.get_num_threads()})
+            if self._supplied:
+                self.log(self._supplied)
             self._score_row(learner, evaluator, row=0)
             self._save(learner, 0)
         for index in range(self.progress.domains_done, len(self.stream.domains)):

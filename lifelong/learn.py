@@ -44,6 +44,7 @@ from lifelong.models import load_model
 from lifelong.pieces import PIECES, build_pieces
 from lifelong.precision import set_threads
 from lifelong.report import write_run_report
+from lifelong.stream_defaults import complete_stream
 from lifelong.training import seed_everything
 
 console = Console(stderr=True)
@@ -183,9 +184,13 @@ class ContinualLearner:
         seed_everything(cfg.seed + len(self.history))
         model, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device=cfg.device, seed=cfg.seed,
                                       mixed_precision=cfg.mixed_precision)
+        evaluator = Evaluator(cfg.evaluation, tokenizer, seed=cfg.seed)
+        self.stream, supplied = complete_stream(self.stream, cfg, model, evaluator)  # before trained weights
+        if supplied and not self.state:
+            self.log(supplied)
         learner = Learner(model, tokenizer, build_pieces(cfg.pieces or [], cfg), cfg, log=self.log)
         learner.core, learner.stream = self.stream.core, self.stream
-        learner.evaluator = Evaluator(cfg.evaluation, tokenizer, seed=cfg.seed)
+        learner.evaluator = evaluator
         if self.state.get("checkpoint"):
             folder = self.state_dir / self.state["checkpoint"]
             learner.load_pieces_state(torch.load(folder / "pieces.pt", weights_only=False))  # re-creates adapters

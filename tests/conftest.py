@@ -39,6 +39,38 @@ def hermetic_streams(monkeypatch, request):
     monkeypatch.setattr(stream, "stream_settings", settings)
 
 
+def synthetic_general_sources(countries_count: int = 100):
+    """General-set sources of invented countries, antonyms and plurals (no download)."""
+    from lifelong.data.general import GeneralSources
+    from lifelong.data.sources.countries import Country
+    from lifelong.data.sources.wordnet import Entry
+
+    return GeneralSources(
+        countries=[Country(f"Country{i}", f"City{i}", "Europe", f"Demonym{i}", None, ())
+                   for i in range(countries_count)],
+        antonyms=[(f"up{i}", (f"down{i}",)) for i in range(20)] + [(f"down{i}", (f"up{i}",)) for i in range(20)],
+        plurals=[(f"thing{i}", f"thingz{i}") for i in range(10)],
+        glossary=[Entry(f"term{i}", (), f"the {i}th made-up general notion", "general", f"g{i}") for i in range(40)])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def synthetic_general(tmp_path_factory):
+    """A general set built from synthetic sources, which every run of the session (subprocesses too, through
+    LIFELONG_GENERAL_DIR) finds prepared: no download, never the machine's own. Tests marked prepared_streams
+    that want the real one unset the variable."""
+    from lifelong.data import general
+
+    folder = tmp_path_factory.mktemp("general")
+    general.build_general(folder, synthetic_general_sources())
+    previous = os.environ.get(general.DIR_VARIABLE)
+    os.environ[general.DIR_VARIABLE] = str(folder)
+    yield general.load_general(progress=False)
+    if previous is None:
+        os.environ.pop(general.DIR_VARIABLE, None)
+    else:
+        os.environ[general.DIR_VARIABLE] = previous
+
+
 @pytest.fixture(scope="session")
 def tiny():
     """A tiny random Llama with the embedded tokenizer: (model, tokenizer)."""

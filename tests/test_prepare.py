@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from lifelong.config import RunConfig, load_config
-from lifelong.data import prepare, prepared, sources
+from lifelong.data import general, prepare, prepared, sources
 from lifelong.data.records import MCItem, QAItem, load_domain
-from lifelong.data.sources import bigbench, mmlu, shakespeare, wordnet
+from lifelong.data.sources import countries, mmlu, shakespeare, wordnet
 from lifelong.data.stream import load_stream
 from lifelong.errors import LifelongError
 
@@ -124,19 +124,47 @@ def test_shakespeare_repeated_speech_is_not_askable():
     assert len(plays) == 2 and not any(s.askable for play in plays for s in play)
 
 
-def test_bigbench_questions():
-    wikidata = {"examples": [
-        {"input": "The capital of Libya is", "target": "Tripoli"},
-        {"input": "The genre of Weird Al is", "target": ["comedy", "parody"]},
-        {"input": "The motto of Spain is", "target": "a very long answer that has far too many words"},
-        {"input": "Not a cloze line", "target": "x"},
-    ]}
-    general = {"examples": [{"input": "How many legs do horses have?", "target_scores": {"two": 0, "four": 1}}]}
-    items = bigbench.load({bigbench.MEMBERS[0]: json.dumps(wikidata).encode(),
-                           bigbench.MEMBERS[1]: json.dumps(general).encode()})
-    assert items == [QAItem("What is the capital of Libya?", "Tripoli"),
-                     QAItem("What is the genre of Weird Al?", "comedy", ("parody",)),
-                     QAItem("How many legs do horses have?", "four")]
+def test_country_facts_become_questions_and_a_document():
+    def country(name, **fields):
+        return f"{countries.DATA_PREFIX}{name.lower()}.json", json.dumps({"name": name, **fields}).encode()
+
+    files = dict([
+        country("France", capital="Paris", region="Europe", demonym="French", currencies=["EUR"], languages=["fr"]),
+        country("Brazil", capital="Brasília", region="Americas", intermediateregion="South America",
+                demonym="Brazilian", currencies=["BRL"], languages=["pt"]),
+        country("Nowhere", capital="The Very Long Name Of A Capital City", region=""),
+    ])
+    files["countryinfo/__init__.py"] = b""  # not a country file
+    currencies = json.dumps({"4217": [{"alpha_3": "EUR", "name": "Euro"}, {"alpha_3": "BRL", "name": "Real"}]})
+    languages = json.dumps({"639-3": [{"alpha_2": "fr", "name": "French"}, {"alpha_2": "pt", "name": "Portuguese"},
+                                      {"alpha_3": "xyz", "name": "No two-letter code"}]})
+    loaded = countries.load({n: d for n, d in files.items() if countries.is_country_file(n)},
+                            currencies.encode(), languages.encode())
+    assert [c.name for c in loaded] == ["Brazil", "France", "Nowhere"]
+    brazil, france, nowhere = loaded
+    assert brazil.continent == "South America" and brazil.currency == "Real"
+    assert nowhere.capital is None and nowhere.continent is None and countries.questions(nowhere) == []
+    asked = {q.question: q.answer for q in countries.questions(france)}
+    assert asked == {"What is the capital of France?": "Paris", "On which continent is France?": "Europe",
+                     "What is the nationality of a person from France?": "French",
+                     "What is the currency of France?": "Euro", "What language is spoken in France?": "French"}
+    document = countries.document(france)
+    assert all(answer in document for answer in asked.values())
+
+
+def test_wordnet_antonyms_and_plurals():
+    data_adj = "\n".join([
+        "  1 licence header",
+        "00001740 00 a 01 hot 0 001 ! 00002098 a 0101 | used of physical heat",
+        "00002098 00 a 01 cold 0 002 ! 00001740 a 0101 ! 00003000 a 0101 | having a low temperature",
+        "00003000 00 a 01 warm 0 001 ! 00002098 a 0101 | having or producing a comfortable heat",
+        "00004000 00 a 01 able 0 001 ! 00005000 a 0101 | having the means",
+        "00005000 00 a 01 unable 0 001 ! 00004000 a 0101 | not having the means",
+        "00006000 00 s 01 toasty 0 001 ! 00002098 a 0101 | a satellite adjective: not a head",
+    ])
+    assert wordnet.antonyms(data_adj) == [("hot", ("cold",)), ("cold", ("hot", "warm")), ("warm", ("cold",))]
+    noun_exc = "mice mouse\nsheep sheep\nalumni alumnus\nalumnae alumnus\nX-rays x-ray\n"
+    assert wordnet.irregular_plurals(noun_exc) == [("mouse", "mice"), ("alumnus", "alumni")]
 
 
 def test_mmlu_exam_items():
@@ -188,7 +216,8 @@ def test_failed_download_is_one_clear_line(tmp_path, monkeypatch):
     package = sources.Package("x", "1", "pypi", "x.whl", "0" * 64, "MIT")
     # a client that cannot run: the error names the package and the command, on one line
     monkeypatch.setattr(sources.Package, "command", lambda self, dest: ["/nonexistent/pip", "download", "x==1"])
-    with pytest.raises(LifelongError, match=r"downloading x==1 failed: `/nonexistent/pip download x==1`") as info:
+    with pytest.raises(LifelongError, match=r"downloading x==1 \(pypi\) failed: `/nonexistent/pip`.*--stream example") \
+            as info:
         sources.fetch(package, tmp_path)
     assert "\n" not in str(info.value)
 
@@ -205,19 +234,17 @@ def _speech(i: int, askable: bool = True) -> shakespeare.Speech:
                               f"These are the {i} words I say tonight.", i, askable)
 
 
-def fake_sources() -> prepare.Sources:
+def fake_sources(general_set) -> prepare.Sources:
     glossary = {domain: [_entry(domain, i) for i in range(30)] for domain in ("medical", "legal", "code", "math")}
     glossary["creative"] = [_entry("literary", i) for i in range(10)]
-    general = [_entry("general", i) for i in range(40)]
     plays = [[_speech(i) for i in range(40)]]
     exam = {"medical": [MCItem(f"exam q{i}?", ("a", "b"), i % 2) for i in range(7)]}
-    questions = [QAItem(f"What is the capital of country {i}?", f"City{i}") for i in range(50)]
-    return prepare.Sources(glossary, general, plays, exam, questions)
+    return prepare.Sources(glossary, plays, exam, general=general_set)
 
 
 @pytest.fixture
 def tiny_size(monkeypatch):
-    monkeypatch.setitem(prepare.SIZES, "small", prepare.Size(20, 0.2, 5, 5, 4, 10, 30, 12))
+    monkeypatch.setitem(prepare.SIZES, "small", prepare.Size(20, 0.2, 5, 5, 4, 10, 12))
 
 
 @pytest.fixture
@@ -227,11 +254,12 @@ def cache(tmp_path, monkeypatch):
 
 
 def even_answers(items):
-    return [int(item.answer.removeprefix("City")) % 2 == 0 for item in items]
+    """Approves the capitals City0, City2, ...: a stand-in for the model's verdicts."""
+    return [item.answer.startswith("City") and int(item.answer.removeprefix("City")) % 2 == 0 for item in items]
 
 
-def test_prepare_builds_a_loadable_stream(cache, tiny_size, monkeypatch):
-    monkeypatch.setattr(prepare, "load_sources", lambda downloads, log=None: fake_sources())
+def test_prepare_builds_a_loadable_stream(cache, tiny_size, monkeypatch, synthetic_general):
+    monkeypatch.setattr(prepare, "load_sources", lambda downloads, log=None: fake_sources(synthetic_general))
     built = prepare.prepare_streams(progress=False, is_correct=even_answers)
     folder = cache / "streams" / "five-domains"
     assert built == {"five-domains": folder}
@@ -245,7 +273,7 @@ def test_prepare_builds_a_loadable_stream(cache, tiny_size, monkeypatch):
         assert all(item.answer in text for item in domain.items)  # the documents hold every answer
     assert len(stream.core.documents) == 4 and len(stream.core.train_items) == 10
     candidates = load_domain(folder / "canary_candidates.jsonl")
-    assert len(candidates.eval_items) == 30
+    assert candidates.eval_items == synthetic_general.candidates.eval_items
     assert len(stream.canary.eval_items) == 12
     assert all(int(item.answer[4:]) % 2 == 0 for item in stream.canary.eval_items)
     assert not {i.question for i in stream.core.train_items} & {i.question for i in candidates.eval_items}
@@ -261,8 +289,8 @@ def test_prepare_builds_a_loadable_stream(cache, tiny_size, monkeypatch):
     assert not [p for p in (cache / "streams").iterdir() if p.name.startswith(".")]
 
 
-def test_prepare_is_seed_deterministic(cache, tiny_size, monkeypatch, tmp_path):
-    monkeypatch.setattr(prepare, "load_sources", lambda downloads, log=None: fake_sources())
+def test_prepare_is_seed_deterministic(cache, tiny_size, monkeypatch, tmp_path, synthetic_general):
+    monkeypatch.setattr(prepare, "load_sources", lambda downloads, log=None: fake_sources(synthetic_general))
     folder = prepare.prepare_streams(progress=False, is_correct=even_answers)["five-domains"]
     first = (folder / "medical.jsonl").read_text()
     prepare.prepare_streams(progress=False, is_correct=even_answers, force=True)
@@ -271,8 +299,8 @@ def test_prepare_is_seed_deterministic(cache, tiny_size, monkeypatch, tmp_path):
     assert (folder / "medical.jsonl").read_text() != first
 
 
-def test_second_call_does_nothing(cache, tiny_size, monkeypatch):
-    monkeypatch.setattr(prepare, "load_sources", lambda downloads, log=None: fake_sources())
+def test_second_call_does_nothing(cache, tiny_size, monkeypatch, synthetic_general):
+    monkeypatch.setattr(prepare, "load_sources", lambda downloads, log=None: fake_sources(synthetic_general))
     folder = prepare.prepare_streams(progress=False, is_correct=even_answers)["five-domains"]
     stamp = (folder / "stream.yaml").stat().st_mtime_ns
 
@@ -284,8 +312,8 @@ def test_second_call_does_nothing(cache, tiny_size, monkeypatch):
     assert (folder / "stream.yaml").stat().st_mtime_ns == stamp
 
 
-def test_failing_builder_leaves_no_stream(cache, tiny_size, monkeypatch):
-    monkeypatch.setattr(prepare, "load_sources", lambda downloads, log=None: fake_sources())
+def test_failing_builder_leaves_no_stream(cache, tiny_size, monkeypatch, synthetic_general):
+    monkeypatch.setattr(prepare, "load_sources", lambda downloads, log=None: fake_sources(synthetic_general))
 
     def broken(*args, **kwargs):
         raise LifelongError("creative builder broke")
@@ -317,8 +345,8 @@ def test_sizes_name_their_streams():
         prepare.prepare_streams("huge", progress=False)
 
 
-def test_no_canary_when_the_model_is_missing(cache, tiny_size, monkeypatch):
-    monkeypatch.setattr(prepare, "load_sources", lambda downloads, log=None: fake_sources())
+def test_no_canary_when_the_model_is_missing(cache, tiny_size, monkeypatch, synthetic_general):
+    monkeypatch.setattr(prepare, "load_sources", lambda downloads, log=None: fake_sources(synthetic_general))
 
     def no_model(**kwargs):
         raise LifelongError("the embedded model is missing")
@@ -334,27 +362,19 @@ def test_no_canary_when_the_model_is_missing(cache, tiny_size, monkeypatch):
 
 def test_select_canary_keeps_only_approved_items_and_is_seeded():
     candidates = [QAItem(f"q{i}?", f"City{i}") for i in range(100)]
-    chosen = prepare.select_canary(candidates, even_answers, n=20, seed=3)
+    chosen = general.select_canary(candidates, even_answers, n=20, seed=3)
     assert len(chosen) == 20 and all(int(c.answer[4:]) % 2 == 0 for c in chosen)
-    assert chosen == prepare.select_canary(candidates, even_answers, n=20, seed=3)
-    assert chosen != prepare.select_canary(candidates, even_answers, n=20, seed=4)
-    everything = prepare.select_canary(candidates, even_answers, n=500, seed=0)
+    assert chosen == general.select_canary(candidates, even_answers, n=20, seed=3)
+    assert chosen != general.select_canary(candidates, even_answers, n=20, seed=4)
+    everything = general.select_canary(candidates, even_answers, n=500, seed=0)
     assert len(everything) == 50
     with pytest.raises(LifelongError, match="verdicts"):
-        prepare.select_canary(candidates, lambda items: [True], n=5)
-
-
-def test_answer_matching_normalises():
-    item = QAItem("What is the capital of France?", "Paris", ("Paname",))
-    assert prepare.answer_matches(" Paris.\nQuestion: next", item)
-    assert prepare.answer_matches("paname!", item)
-    assert not prepare.answer_matches("The capital is Paris", item)
-    assert prepare.FEW_SHOT.format(q="Q?").endswith("Question: Q?\nAnswer:")
+        general.select_canary(candidates, lambda items: [True], n=5)
 
 
 def test_build_exam_samples_deterministically():
     items = [MCItem(f"q{i}", ("a", "b"), 0) for i in range(50)]
-    size = prepare.Size(10, 0.2, 5, 8, 1, 1, 1, 1)
+    size = prepare.Size(10, 0.2, 5, 8, 1, 1, 1)
     first = prepare.build_exam(items, size, random.Random(0))
     assert len(first) == 8 and first == prepare.build_exam(items, size, random.Random(0))
     assert [items.index(i) for i in first] == sorted(items.index(i) for i in first)
@@ -364,8 +384,8 @@ def test_build_exam_samples_deterministically():
 
 
 @pytest.mark.prepared_streams
-def test_a_preparable_stream_is_prepared_on_first_use(cache, tiny_size, monkeypatch):
-    monkeypatch.setattr(prepare, "load_sources", lambda downloads, log=None: fake_sources())
+def test_a_preparable_stream_is_prepared_on_first_use(cache, tiny_size, monkeypatch, synthetic_general):
+    monkeypatch.setattr(prepare, "load_sources", lambda downloads, log=None: fake_sources(synthetic_general))
     monkeypatch.setattr(prepare, "model_is_correct", lambda **kwargs: even_answers)
     stream = load_stream("five-domains")
     assert stream.domain_names == list(prepare.DOMAINS)

