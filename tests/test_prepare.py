@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 
@@ -414,3 +415,18 @@ def test_the_default_stream_recommends_the_same_settings_prepared_or_not(cache):
     assert config.evaluation.max_items == small["evaluation"]["max_items"]
     assert config.mixed_precision == small["mixed_precision"]
     assert load_config(overrides={"stream": "example"}).training.epochs == RunConfig().training.epochs
+
+
+def test_fetch_all_takes_a_package_named_twice_once(tmp_path, monkeypatch):
+    data = b"payload"
+    package = sources.Package("twice", "1", "pypi", "twice.whl", hashlib.sha256(data).hexdigest(), "MIT")
+    calls = []
+
+    def fake_download(pkg, dest):
+        calls.append(pkg.name)
+        (dest / pkg.filename).write_bytes(data)
+
+    monkeypatch.setattr(sources, "_run_download", fake_download)
+    paths = sources.fetch_all([package, package], tmp_path)
+    assert paths["twice"].read_bytes() == data and calls == ["twice"]
+    assert [p.name for p in tmp_path.iterdir()] == ["pypi"]  # no staging folder left

@@ -103,6 +103,7 @@ def fetch_all(packages, downloads: Path, log=None) -> dict[str, Path]:
     """Every package's file in the download cache, by name. Missing ones are downloaded and checked in a
     staging folder and moved into the cache only once all of them are: a source that is not served (or
     fails its checksum) leaves the cache exactly as it was."""
+    packages = list(dict.fromkeys(packages))  # one package named by two users is fetched once
     targets = {p.name: downloads / p.registry / p.filename for p in packages}
     missing = [p for p in packages if not (targets[p.name].is_file() and sha256_of(targets[p.name]) == p.sha256)]
     if not missing:
