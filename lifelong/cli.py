@@ -38,7 +38,8 @@ def _overrides(sets: list[str] | None, **flags) -> dict:
 def run(config: ConfigArg = None, model: ModelOpt = None, stream: StreamOpt = None,
         condition: Annotated[str | None, typer.Option("--condition", help="Condition preset: a (full "
                              "fine-tuning), b (LoRA), c (LoRA + replay), d (LoRA + replay + layer-wise "
-                             "LR decay) or f (two learning systems: episode adapters + sleep).")] = None,
+                             "LR decay), e (the full system) or f (two learning systems: episode adapters "
+                             "+ sleep).")] = None,
         out: OutOpt = None, seed: SeedOpt = None, set_: SetOpt = None) -> None:
     """Learn a stream of domains, scoring every domain before training and after each one."""
     from lifelong.config import load_config
@@ -60,13 +61,17 @@ def compare(config: ConfigArg = None,
             model: ModelOpt = None, stream: StreamOpt = None, seed: SeedOpt = None,
             workers: Annotated[int | None, typer.Option("--workers", help="Conditions run at once, as Ray tasks "
                                                         "(config key parallel.workers; default 1).")] = None,
+            ablate: Annotated[str | None, typer.Option(
+                "--ablate", help="Instead of --conditions: this condition and, per piece, the condition without "
+                "it (one row each).")] = None,
             set_: SetOpt = None) -> None:
     """Run one experiment per condition and write one report that sets them side by side."""
     from lifelong.compare import run_compare
 
     names = [c.strip() for c in conditions.split(",") if c.strip()]
     parallel = {"workers": workers} if workers is not None else None
-    run_compare(config, names, out, _overrides(set_, model=model, stream=stream, seed=seed, parallel=parallel))
+    run_compare(config, names, out, _overrides(set_, model=model, stream=stream, seed=seed, parallel=parallel),
+                ablate=ablate)
 
 
 @app.command("eval")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lifelong.config import load_config
+from lifelong.config import RunConfig, load_config
 from lifelong.errors import InputError, LifelongError
 from lifelong.experiment import Experiment
 from lifelong.files import write_json
@@ -17,20 +17,39 @@ from lifelong.parallel import map_tasks
 from lifelong.report import write_compare_report, write_run_report
 
 
-def run_compare(config_path: Path | None, conditions: list[str], out: Path, overrides: dict) -> dict:
-    """Runs each condition into out/<condition>/ and writes compare.json and report.html."""
-    if not conditions:
+def run_compare(config_path: Path | None, conditions: list[str], out: Path, overrides: dict,
+                ablate: str | None = None) -> dict:
+    """Runs each condition into out/<condition>/ and writes compare.json and report.html. With `ablate` (a
+    condition), runs that condition and, for each of its pieces, the condition without that piece
+    (out/<condition>-no-<piece>/), instead of `conditions`: one row per piece, to see which earns its cost."""
+    if not conditions and not ablate:
         raise LifelongError("--conditions: name at least one condition, e.g. a,b")
     if out.exists() and not out.is_dir():
         raise LifelongError(f"{out}: output folder is a file")
-    configs = {c: load_config(config_path, {**overrides, "condition": c, "out": str(out / c)})
-               for c in conditions}  # validate every condition before the first hour of training
+    # every config is validated before the first hour of training
+    configs = ablation_configs(config_path, ablate, out, overrides) if ablate else \
+        {c: load_config(config_path, {**overrides, "condition": c, "out": str(out / c)}) for c in conditions}
     parallel = next(iter(configs.values())).parallel
     runs = map_tasks(run_experiment, list(configs.values()), workers=parallel.workers, address=parallel.address,
                      gpus_per_task=parallel.gpus_per_task)
     results = dict(zip(configs, runs, strict=True))
     write_compare(out, results)
     return results
+
+
+def ablation_configs(config_path: Path | None, condition: str, out: Path, overrides: dict) -> dict[str, RunConfig]:
+    """The condition's config, and one config per piece with that piece left out, by run name."""
+    full = load_config(config_path, {**overrides, "condition": condition, "out": str(out / condition)})
+    if not full.pieces or len(full.pieces) < 2:
+        raise LifelongError(f"--ablate {condition}: the condition has {len(full.pieces or [])} piece(s); "
+                            "ablation leaves one out at a time, so it needs at least two")
+    configs = {condition: full}
+    for piece in full.pieces:
+        name = f"{condition}-no-{piece}"
+        rest = [p for p in full.pieces if p != piece]
+        configs[name] = load_config(config_path, {**overrides, "condition": condition, "pieces": rest,
+                                                  "out": str(out / name)})
+    return configs
 
 
 def run_experiment(config) -> dict:

@@ -182,6 +182,18 @@ class ReplayConfig(Section):
     synthetic_examples: int = Field(3, ge=0, le=64, description="buffered texts of the domain shown in the prompt")
 
 
+class PracticeConfig(Section):
+    """Rule-made practice from documents (lifelong/pieces/practice.py)."""
+
+    questions: bool = Field(True, description="wh-questions: a number, name or colour of a sentence asked for")
+    cloze: bool = Field(True, description="cloze deletions: 'Fill in the blank: ... ___ ...' for the same spans")
+    restatements: bool = Field(True, description="'X is Y.' also as the question 'What is X?' and the text "
+                               "'Y is X.' (both directions of recall)")
+    max_answer_words: int = Field(6, ge=1, le=100, description="drop items whose answer is longer")
+    max_per_document: int = Field(40, ge=1, le=10000, description="practice questions kept per document")
+    repeats: int = Field(1, ge=1, le=100, description="times each practice item appears in a round's examples")
+
+
 class SelfDirectedConfig(Section):
     """What every self-directed piece shares: the teacher's decoding and the filters against collapse."""
 
@@ -454,6 +466,7 @@ class RunConfig(Section):
     freezing: FreezingConfig = FreezingConfig()
     ewc: EwcConfig = EwcConfig()
     replay: ReplayConfig = ReplayConfig()
+    practice: PracticeConfig = PracticeConfig()
     sam: SamConfig = SamConfig()
     self_directed: SelfDirectedConfig = SelfDirectedConfig()
     gap_detection: GapDetectionConfig = GapDetectionConfig()

@@ -48,3 +48,23 @@ def test_a_broken_results_file_in_a_comparison_is_named(tmp_path):
     (tmp_path / "a" / "results.json").write_text('{"complete": tr')
     with pytest.raises(InputError, match="results.json"):
         rebuild_report(tmp_path)
+
+
+def test_ablate_runs_the_condition_and_one_row_per_piece_left_out(user_stream, tmp_path):
+    out = tmp_path / "ablation"
+    overrides = {"model": "tiny", "stream": str(user_stream), "training": {"epochs": 1},
+                 "evaluation": {"progress": False}}
+    results = run_compare(None, [], out, overrides, ablate="c")
+    assert set(results) == {"c", "c-no-lora", "c-no-replay"}
+    assert results["c-no-replay"]["pieces"] == ["lora"] and results["c-no-lora"]["pieces"] == ["replay"]
+    assert set(json.loads((out / "compare.json").read_text())) == set(results)
+    assert json.loads((out / "c-no-lora" / "results.json").read_text())["condition"] == "c"
+
+
+def test_ablate_needs_two_pieces(tmp_path):
+    import pytest
+
+    from lifelong.errors import LifelongError
+
+    with pytest.raises(LifelongError, match="--ablate a"):
+        run_compare(None, [], tmp_path / "x", {"model": "tiny", "stream": "example"}, ablate="a")

@@ -56,7 +56,8 @@ def run(taught, monkeypatch, tmp_path, core: bool, self_test: dict | None = None
     config = load_config(overrides={
         "model": "tiny", "condition": "a", "stream": str(stream), "out": str(tmp_path / name), "evaluation": NO_SHOTS,
         "pieces": pieces or ["full_finetune", "self_test"], "training": {"epochs": 3, "batch_size": 4, "lr": 1e-2},
-        "self_test": {"canary_every": 2, **(self_test or {})}})
+        "self_test": {"canary_every": 2, **(self_test or {})},
+        "general": {"core": core}})  # without a core of its own the stream would replay the general one
     results = Experiment(config).run()
     log = [json.loads(line) for line in (tmp_path / name / "log.jsonl").read_text().splitlines()]
     return results, log

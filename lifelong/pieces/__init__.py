@@ -14,6 +14,7 @@ from lifelong.pieces.full_finetune import FullFinetune
 from lifelong.pieces.gap_detection import GapDetection
 from lifelong.pieces.layerwise_lr import LayerwiseLr
 from lifelong.pieces.lora import Lora
+from lifelong.pieces.practice import Practice
 from lifelong.pieces.replay import Replay
 from lifelong.pieces.restem import Restem
 from lifelong.pieces.sam import Sam
@@ -25,7 +26,7 @@ from lifelong.pieces.unfreezing import Unfreezing
 PIECES: dict[str, type[Piece]] = {
     cls.name: cls for cls in (FullFinetune, Lora, LayerwiseLr, Unfreezing, Freezing, Ewc, Replay, Sam,
                               Diagnostics, Restem, SelfTest, FastAdapters, Consolidation, StudyNotes,
-                              GapDetection, Star, Critique)
+                              GapDetection, Star, Critique, Practice)
 }
 
 
