@@ -173,6 +173,9 @@ class ReplayConfig(Section):
     policy: Literal["reservoir", "balanced"] = Field("reservoir", description="reservoir: uniform over everything "
                                                      "seen (Vitter); balanced: equal share per domain")
     core: bool = Field(True, description="replay the stream's core set (its documents and split=train questions)")
+    core_share: float | None = Field(None, ge=0, le=1, description="share of the old examples drawn from the core "
+                                     "set (the rest from the buffer of earlier domains); null = one pool, each "
+                                     "old example equally likely")
     synthetic: int = Field(0, ge=0, le=10000, description="self-synthesized rehearsal: texts the model writes per "
                            "earlier domain at each round's start, replayed beside the buffer; 0 = off")
     synthetic_prompt: str = Field(
@@ -192,6 +195,16 @@ class PracticeConfig(Section):
     max_answer_words: int = Field(6, ge=1, le=100, description="drop items whose answer is longer")
     max_per_document: int = Field(40, ge=1, le=10000, description="practice questions kept per document")
     repeats: int = Field(1, ge=1, le=100, description="times each practice item appears in a round's examples")
+
+
+class DistillConfig(Section):
+    """Distillation towards the first round's predictions on the core set (lifelong/pieces/distill.py)."""
+
+    alpha: float = Field(1.0, ge=0, description="weight of the distillation term beside the language-model loss")
+    batch_size: int = Field(2, ge=1, le=4096, description="core examples distilled at every step")
+    examples: int = Field(256, ge=1, description="core examples whose predictions are kept")
+    top_k: int = Field(32, ge=1, le=4096, description="most likely next tokens kept per position")
+    max_length: int = Field(128, ge=8, le=32768, description="tokens per distilled example")
 
 
 class SelfDirectedConfig(Section):
@@ -467,6 +480,7 @@ class RunConfig(Section):
     ewc: EwcConfig = EwcConfig()
     replay: ReplayConfig = ReplayConfig()
     practice: PracticeConfig = PracticeConfig()
+    distill: DistillConfig = DistillConfig()
     sam: SamConfig = SamConfig()
     self_directed: SelfDirectedConfig = SelfDirectedConfig()
     gap_detection: GapDetectionConfig = GapDetectionConfig()

@@ -52,6 +52,23 @@ def test_every_batch_holds_the_configured_share_of_old_examples(tiny, ratio, bat
         assert sorted(e.text for b in plan for e in b if e not in old_pool) == sorted(e.text for e in new)
 
 
+def test_core_share_draws_that_share_of_old_examples_from_the_core_whatever_the_sizes(tiny):
+    big_core = Domain("core", items=[QAItem(f"General question {i}?", f"answer {i}", split="train")
+                                     for i in range(200)])
+    counts = {}
+    for share in (None, 0.5):
+        learner, replay = make_replay(tiny[1], core_domain=big_core, ratio=0.5, core_share=share)
+        for example in new_examples(10, "earlier"):
+            replay.add("earlier", example)
+        core = set(replay.core_examples())
+        new = new_examples(400)
+        plans = plan_epochs(new, learner.pieces, 4, epochs=1, seed=0)
+        old = [e for batch in plans[0] for e in batch if e not in set(new)]
+        counts[share] = sum(e in core for e in old) / len(old)
+    assert counts[None] > 0.9  # one pool: 200 core examples crowd out 10 buffered ones
+    assert 0.4 < counts[0.5] < 0.6
+
+
 def test_grouped_batches_get_old_examples_of_like_length_and_the_same_share(tiny):
     """Under group_by_length the epoch's old examples are dealt by length: long with long, short with short."""
     def padded(plan):

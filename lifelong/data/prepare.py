@@ -100,7 +100,7 @@ def prepare_streams(size: str = "small", seed: int = 0, force: bool = False, pro
     started = time.monotonic()
     sources = load_sources(prepared.cache_dir() / "downloads", log)
     if sources.general is None:
-        general.prepare_general(progress=progress)
+        general.prepare_general(force=force, progress=progress)
         sources.general = general.load_general(progress=progress)
     log(f"sources read in {time.monotonic() - started:.0f} s")
     build_atomically(target, lambda folder: build_stream(folder, sources, size, seed, is_correct, log))

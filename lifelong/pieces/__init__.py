@@ -7,6 +7,7 @@ from lifelong.pieces.base import Piece
 from lifelong.pieces.consolidation import Consolidation
 from lifelong.pieces.critique import Critique
 from lifelong.pieces.diagnostics import Diagnostics
+from lifelong.pieces.distill import Distill
 from lifelong.pieces.ewc import Ewc
 from lifelong.pieces.fast_adapters import FastAdapters
 from lifelong.pieces.freezing import Freezing
@@ -26,7 +27,7 @@ from lifelong.pieces.unfreezing import Unfreezing
 PIECES: dict[str, type[Piece]] = {
     cls.name: cls for cls in (FullFinetune, Lora, LayerwiseLr, Unfreezing, Freezing, Ewc, Replay, Sam,
                               Diagnostics, Restem, SelfTest, FastAdapters, Consolidation, StudyNotes,
-                              GapDetection, Star, Critique, Practice)
+                              GapDetection, Star, Critique, Practice, Distill)
 }
 
 

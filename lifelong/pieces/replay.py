@@ -18,7 +18,9 @@ storage policy:
 Put `replay` after any piece that creates the round's examples: it keeps the list its
 `examples` hook receives. Measured by hand (DESIGN §5): 2 of every 8 batch examples from 40
 general question/answer lines plus earlier domains kept a general canary at 0.77-0.78 where
-plain LoRA fell to 0.47.
+plain LoRA fell to 0.47. With `core_share` set, that share of the old examples comes from the core set
+and the rest from the buffer, whatever their sizes (a 1,184-example general core would otherwise
+crowd out a 78-example buffer).
 
 With `synthetic: N` the model also writes N rehearsal texts per earlier domain at each round's
 start (self-synthesized rehearsal, lifelong/selfdirected/rehearsal.py), replayed beside the
@@ -101,19 +103,31 @@ class Replay(Piece):
 
         grouped = self.learner is not None and self.learner.config.training.group_by_length
         new = epoch_order(examples, n_new, rng, grouped)
-        cycle: list = []
-
-        def draw():
-            if not cycle:
-                cycle.extend(pool)
-                rng.shuffle(cycle)
-            return cycle.pop()
-
+        draw = self._drawer(rng)
         new_parts = [new[i:i + n_new] for i in range(0, len(new), n_new)]
         old_parts = [[draw() for _ in range(n_old)] for _ in new_parts]
         if grouped:
             old_parts = matched_by_length(new_parts, old_parts)
         return [fresh + old for fresh, old in zip(new_parts, old_parts, strict=True)]
+
+    def _drawer(self, rng):
+        """Draws one old example: from the whole pool in a shuffled cycle; with `core_share`, from the core
+        with that probability and else from the rest (buffer and rehearsal), each in its own cycle."""
+        core = self.core_examples()
+        rest = [*(e for _, e in self.buffer), *(e for _, e in self.synthetic)]
+        share = self.options.core_share
+        pools = [self.pool()] if share is None or not core or not rest else [core, rest]
+        cycles: list[list] = [[] for _ in pools]
+
+        def from_pool(index: int):
+            if not cycles[index]:
+                cycles[index].extend(pools[index])
+                rng.shuffle(cycles[index])
+            return cycles[index].pop()
+
+        if len(pools) == 1:
+            return lambda: from_pool(0)
+        return lambda: from_pool(0 if rng.random() < share else 1)
 
     def after_round(self, domain) -> None:
         for example in self._examples:

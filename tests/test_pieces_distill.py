@@ -1,0 +1,69 @@
+"""Distillation on the core set: zero before anything changed, and it holds the stored predictions."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from lifelong.config import load_config
+from lifelong.data.records import Document, Domain, QAItem
+from lifelong.learner import Learner
+from lifelong.pieces import build_pieces
+from lifelong.pieces.distill import top_k_kl
+
+CORE = Domain("core", documents=[Document(f"General fact number {i}: water is wet and the sky is blue.")
+                                 for i in range(6)],
+              items=[QAItem(f"What colour is sky {i}?", "blue", split="train") for i in range(6)])
+NEW = Domain("new", documents=[Document(f"Zorb {i} of Plinth glows a deep violet at every dawn.") for i in range(8)])
+
+
+def learner_with(tiny, pieces, alpha=1.0):
+    model, tokenizer = tiny
+    config = load_config(overrides={"model": "tiny", "pieces": pieces, "evaluation": {"progress": False},
+                                    "training": {"epochs": 4, "batch_size": 4, "lr": 3e-2},
+                                    "distill": {"alpha": alpha, "examples": 12, "top_k": 8}})
+    learner = Learner(copy.deepcopy(model), tokenizer, build_pieces(config.pieces, config), config)
+    learner.core = CORE
+    return learner
+
+
+def test_top_k_kl_is_zero_only_when_nothing_changed():
+    logits = torch.randn(5, 50)
+    probs = torch.softmax(logits, -1)
+    top = probs.topk(8, -1)
+    same = torch.log_softmax(logits, -1).gather(-1, top.indices)
+    assert torch.allclose(top_k_kl(top.values, same), torch.zeros(5), atol=1e-5)
+    moved = torch.log_softmax(logits + torch.randn(5, 50), -1).gather(-1, top.indices)
+    assert (top_k_kl(top.values, moved) > 1e-3).all()
+
+
+def _penalty(learner, distill):
+    distill._cycle = []
+    with torch.no_grad():
+        return float(distill.penalty(learner.model))
+
+
+def test_distillation_holds_the_stored_predictions_while_a_new_domain_is_learned(tiny):
+    measured = {}
+    for alpha in (0.0, 300.0):
+        learner = learner_with(tiny, ["full_finetune", "distill"], alpha=alpha)
+        distill = learner.pieces[1]
+        learner.learn(NEW, seed=1)
+        assert len(distill.targets) == 12 and distill.targets[0]["ids"].shape[-1] == 8
+        distill.options.alpha = 1.0
+        measured[alpha] = _penalty(learner, distill)
+    assert measured[0.0] > 1e-3  # learning the new domain moved the core predictions
+    assert measured[300.0] < 0.5 * measured[0.0]  # distillation held them
+
+
+def test_the_penalty_is_zero_before_training_and_the_state_round_trips(tiny):
+    learner = learner_with(tiny, ["full_finetune", "distill"])
+    distill = learner.pieces[1]
+    distill.before_round(NEW)
+    assert _penalty(learner, distill) < 1e-4
+    again = learner_with(tiny, ["full_finetune", "distill"]).pieces[1]
+    again.load_state_dict(copy.deepcopy(distill.state_dict()))
+    assert all(torch.equal(a["ids"], b["ids"]) for a, b in zip(again.targets, distill.targets, strict=True))
+    again.before_round(NEW)  # a resumed run keeps the stored predictions, it does not recompute them
+    assert again.targets[0]["probs"] is not None and len(again.targets) == len(distill.targets)
