@@ -86,8 +86,9 @@ def prepare_streams(size: str = "small", seed: int = 0, force: bool = False, pro
     """Build the built-in stream for `size` into streams_dir(); return {name: folder}.
 
     A stream already built (its stream.yaml exists) is kept unless `force`. `is_correct` decides
-    which canary candidates the model answers right (default: greedy generation with the
-    embedded model); when that model cannot be loaded, the stream is built without a canary.
+    which canary candidates the model answers right (default: `model_is_correct`, the embedded model
+    scored as a run scores); when that model cannot be loaded, the stream is built without a canary.
+    The general set (core and canary candidates, lifelong/data/general.py) is prepared first, once.
     """
     if size not in SIZES:
         choices = ", ".join(SIZES)
