@@ -219,13 +219,19 @@ def load_general(progress: bool = True) -> GeneralSet:
 def select_canary(candidates: Sequence[QAItem], is_correct: IsCorrect, n: int = 120,
                   seed: int = 0) -> list[QAItem]:
     """Up to `n` candidates that `is_correct` approves, chosen with `seed` (in candidate order)."""
+    return select_canary_counted(candidates, is_correct, n, seed)[0]
+
+
+def select_canary_counted(candidates: Sequence[QAItem], is_correct: IsCorrect, n: int = 120,
+                          seed: int = 0) -> tuple[list[QAItem], int]:
+    """select_canary's canary, and how many candidates `is_correct` approved."""
     items = list(candidates)
     verdicts = is_correct(items)
     if len(verdicts) != len(items):
         raise LifelongError(f"is_correct returned {len(verdicts)} verdicts for {len(items)} items")
     good = [i for i, ok in enumerate(verdicts) if ok]
     keep = sorted(random.Random(seed).sample(good, min(n, len(good))))
-    return [items[i] for i in keep]
+    return [items[i] for i in keep], len(good)
 
 
 def canary_key(model_id: str, revision: str, candidates_sha256: str, scoring: dict, n: int, seed: int) -> str:
@@ -245,15 +251,8 @@ def canary_for(general: GeneralSet, key: str, is_correct: IsCorrect, n: int, see
     if path.is_file() and info_path.is_file():
         info = {**json.loads(info_path.read_text(encoding="utf-8")), "cached": True}
         return (load_domain(path, name="canary") if info["items"] else None), info
-    approved: list[int] = []
-
-    def counted(items: list[QAItem]) -> list[bool]:
-        verdicts = list(is_correct(items))
-        approved.append(sum(map(bool, verdicts)))
-        return verdicts
-
-    canary = select_canary(general.candidates.eval_items, counted, n=n, seed=seed)
-    info = {**meta, "key": key, "candidates": len(general.candidates.eval_items), "correct": sum(approved),
+    canary, correct = select_canary_counted(general.candidates.eval_items, is_correct, n=n, seed=seed)
+    info = {**meta, "key": key, "candidates": len(general.candidates.eval_items), "correct": correct,
             "items": len(canary)}
     write_domain(path, canary)
     write_json(info_path, info)  # last: a canary counts as cached only with its record

