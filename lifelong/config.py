@@ -589,7 +589,7 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
 
 def _stream_settings(stream: object) -> dict:
     """The stream's recommended settings, checked on their own so that an error names its stream.yaml."""
-    from lifelong.data.stream import stream_settings
+    from lifelong.data.stream_spec import stream_settings
 
     if not isinstance(stream, str | Path):
         return {}

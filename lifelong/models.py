@@ -32,9 +32,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from lifelong.data.prepared import cache_dir
 from lifelong.errors import ConfigError, ModelError
-from lifelong.files import sha256_of
+from lifelong.files import cache_dir, sha256_of
 from lifelong.precision import apply_mixed_precision, resolve_precision
 
 EMBEDDED_NAMES = ("smollm2-135m", "embedded")

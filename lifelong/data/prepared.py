@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from lifelong.files import cache_dir  # noqa: F401  (lives in files.py, below the models that cache there too)
 
 # Streams that `lifelong data prepare` can build, by name.
 PREPARABLE: tuple[str, ...] = ("five-domains", "five-domains-medium", "five-domains-large")
@@ -20,13 +21,6 @@ RECOMMENDED_SETTINGS: dict[str, dict] = {
     "five-domains-medium": {"training": {"epochs": 3}, "mixed_precision": "auto"},
     "five-domains-large": {"training": {"epochs": 3}, "mixed_precision": "auto"},
 }
-
-
-def cache_dir() -> Path:
-    """Where prepared data and converted models are cached (LIFELONG_CACHE overrides)."""
-    root = os.environ.get("LIFELONG_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "lifelong")
-    return Path(root)
 
 
 def streams_dir() -> Path:

@@ -1,40 +1,31 @@
 """Streams: domains in order, plus optional core (replay) and canary files (DESIGN §2).
 
 `load_stream` accepts a built-in stream name, a `stream.yaml`, or a folder. A stream.yaml may also
-recommend run settings (`settings:`, any run config keys but `stream` and `condition`); `stream_settings` reads them
-for `load_config`, where they rank above the defaults and below the condition preset.
+recommend run settings (`settings:`, any run config keys but `stream` and `condition`); `stream_settings`
+(lifelong/data/stream_spec.py, with the `Stream` record, below the config that reads it) reads them for
+`load_config`, where they rank above the defaults and below the condition preset. A preparable built-in
+stream is prepared on first use (lifelong/data/prepare.py, which asks a model for the canary).
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-
-import yaml
 
 from lifelong.data.records import Domain, load_domain
 from lifelong.data.sources import with_no_download_hint
+from lifelong.data.stream_spec import (
+    BUILTIN_DIR,
+    EXAM_DIR,
+    SPECIAL_FILES,
+    STREAM_FILE,
+    STREAM_KEYS,
+    Stream,
+    _read_stream_yaml,
+    _settings_of,
+    stream_settings,  # noqa: F401  (its old home)
+)
 from lifelong.errors import InputError, LifelongError
-
-STREAM_FILE = "stream.yaml"
-EXAM_DIR = "exam"  # exam/<domain>.jsonl beside the domains: that domain's exam questions, a second score
-SPECIAL_FILES = {"core.jsonl", "canary.jsonl"}
-STREAM_KEYS = {"domains", "core", "canary", "name", "settings"}
-BUILTIN_DIR = Path(__file__).parent / "builtin"
-
-
-@dataclass
-class Stream:
-    name: str
-    domains: list[Domain]
-    core: Domain | None = None
-    canary: Domain | None = None
-    exams: dict[str, Domain] = field(default_factory=dict)
-
-    @property
-    def domain_names(self) -> list[str]:
-        return [domain.name for domain in self.domains]
 
 
 def builtin_streams() -> dict[str, Path]:
@@ -56,46 +47,6 @@ def _resolve_builtin(name: str) -> Path:
         return prepare_on_first_use(name)
     known = ", ".join(sorted(set(streams) | set(prepared.PREPARABLE)))
     raise InputError(name, f"no such stream: not a file, a folder or a built-in stream ({known})")
-
-
-def _read_stream_yaml(path: Path) -> dict:
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        raise InputError(path, f"not valid YAML ({error})", mark.line + 1 if mark else None) from None
-    if not isinstance(spec, dict):
-        raise InputError(path, "must be a mapping with a 'domains' list")
-    return spec
-
-
-def _settings_of(spec: dict, path: Path) -> dict:
-    settings = spec.get("settings") or {}
-    if not isinstance(settings, dict):
-        raise InputError(path, "must be a mapping of run config keys (e.g. training: {epochs: 3})", field="settings")
-    for key in ("stream", "condition"):
-        if key in settings:
-            raise InputError(path, f"a stream cannot choose the {key}", field=f"settings.{key}")
-    return settings
-
-
-def stream_settings(spec: str | Path) -> tuple[dict, Path | None]:
-    """The run settings a stream recommends and the stream.yaml they come from ({} and None when it has
-    none, or when the stream cannot be found: loading it reports that). A preparable built-in stream
-    recommends the same settings whether it is prepared yet or not."""
-    from lifelong.data import prepared
-
-    if str(spec) in prepared.RECOMMENDED_SETTINGS:
-        folder = prepared.streams_dir() / str(spec)
-        return prepared.RECOMMENDED_SETTINGS[str(spec)], folder / STREAM_FILE
-    path = Path(spec)
-    if path.is_dir():
-        path = path / STREAM_FILE
-    elif not path.is_file() and path.suffix not in (".yaml", ".yml") and len(path.parts) == 1:
-        path = BUILTIN_DIR / str(spec) / STREAM_FILE
-    if not path.is_file():
-        return {}, None
-    return _settings_of(_read_stream_yaml(path), path), path
 
 
 def prepare_on_first_use(name: str) -> Path:
