@@ -6,29 +6,11 @@ from collections.abc import Callable, Sequence
 
 from accelerate import Accelerator
 
-from lifelong.config import PromptConfig, RunConfig
-from lifelong.data.records import Domain, Item, MCItem, QAItem
-from lifelong.evaluation import prompts
+from lifelong.config import RunConfig
+from lifelong.data.records import Domain
+from lifelong.examples import Example, plain_examples, question_example  # noqa: F401  (question_example: old home)
 from lifelong.pieces.base import Piece, trainable_parameters
-from lifelong.training import Checkpointing, Example, RoundStats, TrainingLoop
-
-
-def question_example(item: Item, prompt: PromptConfig) -> Example | None:
-    """A question as a prompt/answer training example (the loss on the answer; mc: the right choice)."""
-    answer = item.answer if isinstance(item, QAItem) else item.choices[item.answer] if isinstance(item, MCItem) \
-        else None
-    if answer is None:
-        return None
-    return Example(prompt=prompt.template.format(question=item.question),
-                   text=prompts.answer_continuation(answer) + "\n", source="question")
-
-
-def plain_examples(domain: Domain, prompt: PromptConfig, with_questions: bool) -> list[Example]:
-    """The domain as it comes: its documents, plus its practice (split=train) questions."""
-    examples = [Example(text=doc.text, source="document") for doc in domain.documents]
-    if with_questions:
-        examples += [question_example(item, prompt) for item in domain.train_items if isinstance(item, QAItem)]
-    return examples
+from lifelong.training import Checkpointing, RoundStats, TrainingLoop
 
 
 class Learner:

@@ -5,6 +5,9 @@ pieces produced, adds the pieces' penalty terms to the loss, and calls their `be
 hook. It knows no technique by name. Numerical faults (lifelong/faults.py) return it to the last
 good step; mid-domain checkpoints save its state (`LoopState`) so a killed round continues
 exactly where it stopped.
+
+The examples and their batches are lifelong/examples.py; a round's stats, batch plans, random state
+and checkpoint state are lifelong/rounds.py (both importable from here as before).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from accelerate import Accelerator
@@ -23,138 +26,29 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from lifelong.config import TrainingConfig
-from lifelong.errors import LifelongError
+from lifelong.examples import (  # noqa: F401  (imported from here too)
+    IGNORE_INDEX,
+    LOSS_SCALE,
+    Example,
+    collate,
+    collate_shard,
+    shard_batch,
+    tokenize_examples,
+)
 from lifelong.faults import LastGood, lower_lr, norm_fault
 from lifelong.pieces.base import Piece
-
-IGNORE_INDEX = -100
-
-
-@dataclass(frozen=True)
-class Example:
-    """A training example: `prompt` is context the loss ignores, `text` is what is learned."""
-
-    text: str
-    prompt: str = ""
-    source: str = "document"
-
-    @property
-    def length(self) -> int:
-        """Characters, prompt and text: the cheap length that length grouping sorts by."""
-        return len(self.prompt) + len(self.text)
-
-
-@dataclass
-class RoundStats:
-    steps: int = 0
-    tokens: int = 0
-    seconds: float = 0.0
-    skipped_steps: int = 0
-    stopped_early: bool = False  # a piece's after_step ended the round
-    losses: list[float] = field(default_factory=list)
-
-
-class TrainingFault(LifelongError):
-    """The round could not continue (a second numerical fault, or no examples)."""
-
-
-def tokenize_examples(tokenizer, examples: Sequence[Example], max_length: int,
-                      keep_empty: bool = False) -> list[dict]:
-    """Token ids and labels for each example; prompt tokens are masked out of the loss.
-
-    An example with nothing left to learn after truncation is dropped, or kept as {} with keep_empty.
-    """
-    features = []
-    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    for example in examples:
-        prompt_ids = tokenizer(example.prompt, add_special_tokens=False)["input_ids"] if example.prompt else []
-        text_ids = tokenizer(example.text, add_special_tokens=False)["input_ids"] + eos
-        input_ids = (prompt_ids + text_ids)[:max_length]
-        labels = ([IGNORE_INDEX] * len(prompt_ids) + text_ids)[:max_length]
-        if any(label != IGNORE_INDEX for label in labels):
-            features.append({"input_ids": input_ids, "labels": labels})
-        elif keep_empty:
-            features.append({})
-    return features
-
-
-def collate(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    width = max(len(f["input_ids"]) for f in features)
-    batch = {
-        "input_ids": torch.full((len(features), width), pad_id, dtype=torch.long),
-        "labels": torch.full((len(features), width), IGNORE_INDEX, dtype=torch.long),
-        "attention_mask": torch.zeros((len(features), width), dtype=torch.long),
-    }
-    for row, feature in enumerate(features):
-        n = len(feature["input_ids"])
-        batch["input_ids"][row, :n] = torch.tensor(feature["input_ids"])
-        batch["labels"][row, :n] = torch.tensor(feature["labels"])
-        batch["attention_mask"][row, :n] = 1
-    return batch
-
-
-LOSS_SCALE = "loss_scale"
-
-
-def _targets(feature: dict) -> int:
-    """Tokens whose loss a causal LM counts: labels after the first position that are not ignored."""
-    return sum(label != IGNORE_INDEX for label in feature["labels"][1:])
-
-
-def shard_batch(batch: list[dict], rank: int, world: int) -> tuple[list[dict], float | None]:
-    """This process's part of a batch and the weight of its mean loss; (batch, None) for one process.
-
-    Process `rank` takes examples rank, rank + world, ...; its mean token loss is weighted by
-    world * its tokens / the batch's tokens, so that the average over processes of the weighted
-    gradients (what DDP computes) is the gradient of the whole batch's mean token loss, as in one
-    process. A process left without an example (a batch smaller than the number of processes)
-    runs the batch's first one with weight 0: every process must take part in every step.
-    """
-    if world == 1:
-        return batch, None
-    mine = batch[rank::world]
-    if not mine:
-        return batch[:1], 0.0
-    total = sum(_targets(f) for f in batch)
-    return mine, (world * sum(_targets(f) for f in mine) / total) if total else 0.0
-
-
-def collate_shard(shard: tuple[list[dict], float | None], pad_id: int) -> dict[str, torch.Tensor]:
-    features, scale = shard
-    batch = collate(features, pad_id)
-    if scale is not None:
-        batch[LOSS_SCALE] = torch.tensor(scale)
-    return batch
-
-
-LENGTH_WINDOW = 16  # batches per window whose examples are sorted by length (as transformers' LengthGroupedSampler)
-
-
-def epoch_order(examples: Sequence[Example], batch_size: int, rng: random.Random,
-                group_by_length: bool = False) -> list[Example]:
-    """One epoch's examples in a seeded random order, to be cut into batches of `batch_size`.
-
-    With `group_by_length`, each window of LENGTH_WINDOW batches is sorted by length before it is
-    cut, and the batches are shuffled again, so a batch pads to a length close to its members'.
-    """
-    order = list(examples)
-    rng.shuffle(order)
-    if not group_by_length:
-        return order
-    window = batch_size * LENGTH_WINDOW
-    batches = []
-    for start in range(0, len(order), window):
-        ranked = sorted(order[start:start + window], key=lambda e: e.length, reverse=True)
-        batches += [ranked[i:i + batch_size] for i in range(0, len(ranked), batch_size)]
-    rng.shuffle(batches)
-    return [example for batch in batches for example in batch]
-
-
-def default_batches(examples: Sequence[Example], batch_size: int, rng: random.Random,
-                    group_by_length: bool = False) -> list[list[Example]]:
-    """One epoch: the examples in a seeded random order, cut into batches."""
-    order = epoch_order(examples, batch_size, rng, group_by_length)
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+from lifelong.rounds import (  # noqa: F401  (imported from here too)
+    LENGTH_WINDOW,
+    Checkpointing,
+    LoopState,
+    RoundStats,
+    TrainingFault,
+    default_batches,
+    epoch_order,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 
 
 def plan_epochs(examples: Sequence[Example], pieces: Sequence[Piece], batch_size: int, epochs: int,
@@ -179,54 +73,6 @@ def _release(accelerator: Accelerator) -> None:
         return
     accelerator._schedulers, accelerator._optimizers, accelerator._models, accelerator._dataloaders = [], [], [], []
     accelerator.step = 0
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict:
-    """The global random states a training step may draw from (dropout, sampling)."""
-    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-@dataclass
-class LoopState:
-    """Where a round stopped, enough to continue it exactly: saved with every mid-domain checkpoint.
-
-    The batches are planned from the seed, so continuing at `step` skips the first
-    step * grad_accum batches; the weights are saved with the checkpoint, the rest is here.
-    """
-
-    step: int
-    optimizer: dict
-    scheduler: dict
-    rng: dict
-    faults: int = 0
-    tokens: int = 0
-
-
-@dataclass
-class Checkpointing:
-    """Mid-domain checkpoints: `save(state)` every `every` optimizer steps; `resume` continues a round."""
-
-    every: int = 0
-    save: Callable[[LoopState], None] | None = None
-    resume: LoopState | None = None
-
-    def due(self, step: int, total: int) -> bool:
-        return bool(self.save and self.every and step % self.every == 0 and step < total)
 
 
 @dataclass

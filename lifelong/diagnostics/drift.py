@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lifelong.pieces.layerwise_lr import layer_index
+from lifelong.model_layers import layer_index
 
 ATTENTION_NAMES = ("self_attn", "attn", "attention", "self_attention")
 

@@ -13,7 +13,7 @@ import re
 
 import torch
 
-from lifelong.pieces.layerwise_lr import count_layers, depth
+from lifelong.model_layers import count_layers, depth
 
 EMBEDDINGS = "embeddings"
 _PEFT_PREFIX = re.compile(r"^(?:base_model\.model\.)+")

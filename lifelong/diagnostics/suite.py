@@ -23,7 +23,7 @@ from lifelong.config import DiagnosticsConfig, PromptConfig
 from lifelong.data.records import Domain, Item
 from lifelong.diagnostics import attribution, collapse, drift, gradient_conflict, rotation, sharpness
 from lifelong.diagnostics.groups import LayerGroups, snapshot_weights
-from lifelong.learner import question_example
+from lifelong.examples import plain_examples, question_example
 from lifelong.training import Example
 
 CANARY = "canary"
@@ -76,8 +76,6 @@ def question_examples(items: Sequence[Item], prompt: PromptConfig) -> list[Examp
 
 def domain_examples(domain: Domain, prompt: PromptConfig, with_questions: bool = True) -> list[Example]:
     """A domain's training examples (documents + split=train questions); a canary's are its eval questions."""
-    from lifelong.learner import plain_examples  # lazy: the learner imports the pieces, which import this
-
     examples = plain_examples(domain, prompt, with_questions)
     return examples or question_examples(domain.eval_items, prompt)
 

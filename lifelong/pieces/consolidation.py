@@ -48,10 +48,11 @@ from peft.tuners.lora import LoraLayer
 from lifelong.config import ConsolidationConfig, EwcConfig
 from lifelong.data.records import parse_record, record_to_json
 from lifelong.errors import ConfigError
+from lifelong.examples import plain_examples
+from lifelong.model_layers import count_layers, depth
 from lifelong.pieces.base import Piece
 from lifelong.pieces.ewc import Ewc
 from lifelong.pieces.fast_adapters import BASE
-from lifelong.pieces.layerwise_lr import count_layers, depth
 from lifelong.selftest import regression
 
 SLEEP = "sleep"
@@ -176,7 +177,6 @@ class Consolidation(Piece):
     # ---- the material ---------------------------------------------------------------------------
     def _material(self, episodes: list[str]) -> list[tuple[object, str]]:
         """(example, teacher adapter) pairs: episodes' own, old material, canary prompts."""
-        from lifelong.learner import plain_examples  # lazy: the learner imports the pieces
         from lifelong.training import Example
 
         rng = random.Random(f"sleep-{self.learner.config.seed}-{len(self.sleeps)}")

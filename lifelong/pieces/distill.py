@@ -59,7 +59,7 @@ class Distill(Piece):
 
     @torch.no_grad()
     def _predictions(self, core) -> list[dict[str, torch.Tensor]]:
-        from lifelong.learner import plain_examples  # lazy: the learner imports the pieces
+        from lifelong.examples import plain_examples
         from lifelong.training import tokenize_examples
 
         examples = plain_examples(core, self.learner.config.evaluation.prompt, with_questions=True)

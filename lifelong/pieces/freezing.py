@@ -20,8 +20,8 @@ import re
 import torch
 
 from lifelong.config import FreezingConfig
+from lifelong.model_layers import depth, layer_index
 from lifelong.pieces.base import Piece
-from lifelong.pieces.layerwise_lr import depth, layer_index
 
 
 class Freezing(Piece):

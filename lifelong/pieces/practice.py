@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from lifelong.config import PracticeConfig
 from lifelong.data.records import QAItem
+from lifelong.examples import question_example
 from lifelong.pieces.base import Piece
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'])")
@@ -149,7 +150,6 @@ class Practice(Piece):
     def examples(self, domain, examples):
         if getattr(self.learner, "reference", False):
             return examples  # a reference round studies the documents alone
-        from lifelong.learner import question_example  # lazy: the learner imports the pieces
         from lifelong.training import Example
 
         prompt = self.learner.config.evaluation.prompt

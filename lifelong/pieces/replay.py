@@ -39,6 +39,7 @@ from collections import Counter
 from dataclasses import asdict
 
 from lifelong.config import ReplayConfig
+from lifelong.examples import plain_examples
 from lifelong.pieces.base import Piece
 
 
@@ -68,8 +69,6 @@ class Replay(Piece):
         if core is None or not self.options.core:
             return []
         if self._core is None or self._core[0] is not core:
-            from lifelong.learner import plain_examples  # lazy: the learner imports the pieces
-
             self._core = (core, plain_examples(core, self.learner.config.evaluation.prompt, with_questions=True))
         return self._core[1]
 

@@ -407,7 +407,7 @@ class SelfTest(Piece):
         ratio = self.options.repair.replay_ratio
         if not stored or ratio <= 0:
             return []
-        from lifelong.learner import plain_examples  # lazy: the learner imports the pieces
+        from lifelong.examples import plain_examples
 
         n_round = len(plain_examples(domain, self.learner.config.evaluation.prompt,
                                      self.learner.config.training.train_questions))
@@ -462,7 +462,7 @@ class SelfTest(Piece):
 
 def stored_examples(domain: Domain, prompt) -> list:
     """A domain's training material as examples: documents, and split=train questions (mc: the right choice)."""
-    from lifelong.learner import question_example
+    from lifelong.examples import question_example
     from lifelong.training import Example  # lazy: the loop imports the pieces
 
     examples = [Example(text=doc.text, source="document") for doc in domain.documents]

@@ -6,7 +6,8 @@ document's implications, restatements, inferences and consequences, `sets_per_do
 ROUGE-L dedup at `self_directed.dedup_threshold` among the domain's notes) becomes one training
 example (`source: "note"`); the documents stay in the round too unless `with_document: false`.
 
-`write_notes(generator, document, n, prompt)` is the note writer on its own (ReSTEM builds on it).
+`write_notes(generator, document, n, prompt)` is the note writer on its own (ReSTEM builds on it;
+it lives in lifelong/selfdirected/notes.py, below both).
 
 Source: Zweiger et al. 2025, "Self-Adapting Language Models" (SEAL), knowledge incorporation:
 implications of a passage as synthetic training data.
@@ -15,23 +16,9 @@ implications of a passage as synthetic training data.
 from __future__ import annotations
 
 from lifelong.config import StudyNotesConfig
-from lifelong.generation import Generated, Generator
+from lifelong.generation import Generator
 from lifelong.selfdirected.base import SelfDirectedPiece
-
-PROMPT_NAME = "study_notes"
-
-
-def write_notes(generator: Generator, document: str, n: int, prompt: str | None = None) -> list[Generated]:
-    """`n` sets of implications of one document (sampled when n > 1)."""
-    return write_notes_batch(generator, [document], n, prompt)[0]
-
-
-def write_notes_batch(generator: Generator, documents: list[str], n: int,
-                      prompt: str | None = None) -> list[list[Generated]]:
-    """`n` note sets for each of several documents, in one batched pass."""
-    template = prompt or StudyNotesConfig().prompt
-    prompts = [template.format(document=document) for document in documents]
-    return generator.generate(prompts, PROMPT_NAME, n=n, sample=n > 1 or None, sources=documents)
+from lifelong.selfdirected.notes import PROMPT_NAME, write_notes, write_notes_batch  # noqa: F401  (old home)
 
 
 class StudyNotes(SelfDirectedPiece):

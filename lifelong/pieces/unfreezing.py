@@ -19,8 +19,8 @@ Source: Howard & Ruder 2018, "Universal Language Model Fine-tuning for Text Clas
 from __future__ import annotations
 
 from lifelong.config import UnfreezingConfig
+from lifelong.model_layers import count_layers, depth
 from lifelong.pieces.base import Piece
-from lifelong.pieces.layerwise_lr import count_layers, depth
 
 
 class Unfreezing(Piece):

@@ -19,7 +19,7 @@ from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft
 
 from lifelong.config import RestemConfig, SelfDirectedConfig, StudyNotesConfig, TrainingConfig
 from lifelong.generation import Generator
-from lifelong.pieces.study_notes import write_notes
+from lifelong.selfdirected.notes import write_notes
 from lifelong.training import Example, RoundStats, TrainingLoop
 
 
