@@ -9,6 +9,10 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from lifelong.diagnostics import analysis
+from lifelong.report_html import esc as _esc
+from lifelong.report_html import layout as _layout
+from lifelong.report_html import plot_div as _plot_div
+from lifelong.report_html import table as _table
 
 
 def _f(value, digits: int = 3) -> str:
@@ -127,8 +131,6 @@ def _conflict_fig(rows: list[dict], layout) -> go.Figure | None:
 
 def why_section(results: dict, records: list[dict]) -> str:
     """HTML for the "why" section, or "" when the run logged no diagnostics."""
-    from lifelong.report import _esc, _layout, _plot_div, _table  # lazy: lifelong.report imports this module
-
     events = analysis.round_events(records)
     if not events:
         return ""

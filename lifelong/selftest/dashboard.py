@@ -12,13 +12,13 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from lifelong import report as r
+from lifelong import report_html as r
 
 DECISIONS = ("regression", "repair", "rollback", "selftest_kept")
 
 
 def _round_of(record: dict) -> int | None:
-    value = r._num(record.get("round"))
+    value = r.num(record.get("round"))
     return None if value is None else int(value)
 
 
@@ -31,7 +31,7 @@ def capability_series(records: list[dict]) -> dict[str, dict[int, float]]:
             continue
         round_ = _round_of(rec)
         for name, entry in (rec.get("scores") or {}).items():
-            score = r._num(entry.get("score") if isinstance(entry, dict) else entry)
+            score = r.num(entry.get("score") if isinstance(entry, dict) else entry)
             if round_ is not None and score is not None:
                 series.setdefault(str(name), {})[round_] = score
     return series
@@ -43,7 +43,7 @@ def _raw_scores(records: list[dict]) -> dict[str, dict[int, float]]:
     for rec in records:
         if rec.get("event") == "selftest" and rec.get("phase") == "after_round":
             for name, entry in (rec.get("scores") or {}).items():
-                score = r._num(entry.get("score") if isinstance(entry, dict) else entry)
+                score = r.num(entry.get("score") if isinstance(entry, dict) else entry)
                 if score is not None and _round_of(rec) is not None:
                     raw.setdefault(str(name), {})[_round_of(rec)] = score
     return raw
@@ -52,10 +52,10 @@ def _raw_scores(records: list[dict]) -> dict[str, dict[int, float]]:
 def _in_round(records: list[dict]) -> tuple[list[float], list[float], list[str], list[bool]]:
     xs, ys, text, alarms = [], [], [], []
     for rec in records:
-        round_, step, score = _round_of(rec), r._num(rec.get("step")), r._num(rec.get("score"))
+        round_, step, score = _round_of(rec), r.num(rec.get("step")), r.num(rec.get("score"))
         if rec.get("event") != "canary" or None in (round_, step, score):
             continue
-        total = r._num(rec.get("steps")) or max(step, 1.0)
+        total = r.num(rec.get("steps")) or max(step, 1.0)
         xs.append(round_ - 1 + min(step / total, 1.0))
         ys.append(score)
         alarms.append(bool(rec.get("regressed")))
@@ -67,14 +67,14 @@ def _in_round(records: list[dict]) -> tuple[list[float], list[float], list[str],
 def _hover(rec: dict) -> str:
     keep = ("capability", "capabilities", "phase", "step", "before", "after", "attempt", "result", "start",
             "ewc_lambda", "replay_examples", "steps", "seconds", "still_regressed", "note")
-    parts = [f"{k}: {r._fmt(rec[k])}" for k in keep if k in rec]
+    parts = [f"{k}: {r.fmt(rec[k])}" for k in keep if k in rec]
     for key in ("drop", "trend"):
         if isinstance(rec.get(key), dict) and rec[key].get("reason"):
             parts.append(f"{key}: {rec[key]['reason']}")
     if isinstance(rec.get("why"), dict):
         parts += [f"{name}: {detail.get('reason', '')}" for name, detail in rec["why"].items()
                   if isinstance(detail, dict)]
-    return "<br>".join(r._esc(p) for p in parts)
+    return "<br>".join(r.esc(p) for p in parts)
 
 
 def dashboard_figure(records: list[dict]) -> go.Figure:
@@ -89,7 +89,7 @@ def dashboard_figure(records: list[dict]) -> go.Figure:
             fig.add_trace(go.Scatter(x=changed, y=[raw[name][k] for k in changed], mode="markers", legendgroup=name,
                                      name=f"{name}: before repair/rollback",
                                      marker={"symbol": "circle-open", "size": 10},
-                                     hovertemplate=f"{r._esc(name)} as the round left it: %{{y:.3f}}<extra></extra>"))
+                                     hovertemplate=f"{r.esc(name)} as the round left it: %{{y:.3f}}<extra></extra>"))
     xs, ys, text, alarms = _in_round(records)
     if xs:
         fig.add_trace(go.Scatter(x=xs, y=ys, text=text, name="canary, inside rounds", mode="markers",
@@ -99,7 +99,7 @@ def dashboard_figure(records: list[dict]) -> go.Figure:
     _decision_markers(fig, records, series, raw)
     fig.update_xaxes(title="round (0: before training; in-round checks between rounds)", dtick=1)
     fig.update_yaxes(title="score", range=[-0.02, 1.05])
-    return r._layout(fig, "Capabilities over time, with regressions, repairs and rollbacks", height=480)
+    return r.layout(fig, "Capabilities over time, with regressions, repairs and rollbacks", height=480)
 
 
 def _decision_markers(fig: go.Figure, records: list[dict], series: dict, raw: dict) -> None:
@@ -120,24 +120,24 @@ def _decision_markers(fig: go.Figure, records: list[dict], series: dict, raw: di
                 if y is not None:
                     xs.append(round_)
                     ys.append(y)
-                    texts.append(f"rollback: {r._esc(name)}<br>" + _hover(rec))
+                    texts.append(f"rollback: {r.esc(name)}<br>" + _hover(rec))
             continue
         if kind == "regression" and rec.get("phase") == "in_round":
-            step, after = r._num(rec.get("step")), r._num(rec.get("after"))
+            step, after = r.num(rec.get("step")), r.num(rec.get("after"))
             if step is None or after is None:
                 continue
-            total = next((r._num(c.get("steps")) for c in records if c.get("event") == "canary"
-                          and _round_of(c) == round_ and r._num(c.get("step")) == step), None) or step
+            total = next((r.num(c.get("steps")) for c in records if c.get("event") == "canary"
+                          and _round_of(c) == round_ and r.num(c.get("step")) == step), None) or step
             x, names = round_ - 1 + min(step / total, 1.0), [rec.get("capability")]
             y_of = {rec.get("capability"): after}
         elif kind == "repair":
             scores = rec.get("scores") or {}
             names = rec.get("capabilities") or []
-            x, y_of = round_, {n: r._num((scores.get(n) or {}).get("score")) for n in names}
+            x, y_of = round_, {n: r.num((scores.get(n) or {}).get("score")) for n in names}
         else:
             names = [rec.get("capability")] if rec.get("capability") else rec.get("capabilities") or []
             x = round_
-            y_of = {n: r._num(rec.get("after")) if rec.get("after") is not None else raw.get(n, {}).get(round_)
+            y_of = {n: r.num(rec.get("after")) if rec.get("after") is not None else raw.get(n, {}).get(round_)
                     for n in names}
         xs, ys, texts = marks.setdefault(kind, ([], [], []))
         for name in names:
@@ -145,7 +145,7 @@ def _decision_markers(fig: go.Figure, records: list[dict], series: dict, raw: di
             if y is not None:
                 xs.append(x)
                 ys.append(y)
-                texts.append(f"{kind}: {r._esc(name)}<br>" + _hover(rec))
+                texts.append(f"{kind}: {r.esc(name)}<br>" + _hover(rec))
     for kind, (xs, ys, texts) in marks.items():
         symbol, color, label = styles.get(kind, ("square", "#444", "rollback"))
         fig.add_trace(go.Scatter(x=xs, y=ys, text=texts, mode="markers", name=label,
@@ -154,7 +154,7 @@ def _decision_markers(fig: go.Figure, records: list[dict], series: dict, raw: di
 
 
 def _g(value: Any) -> str:
-    number = r._num(value)
+    number = r.num(value)
     return "n/a" if number is None else f"{number:g}"
 
 
@@ -177,7 +177,7 @@ def _details(rec: dict) -> str:
     if isinstance(rec.get("why"), dict):
         parts += [f"{name}: {detail.get('reason', '')}" for name, detail in rec["why"].items()
                   if isinstance(detail, dict)]
-    return "<br>".join(r._esc(p) for p in parts)
+    return "<br>".join(r.esc(p) for p in parts)
 
 
 def decisions_table(records: list[dict]) -> str:
@@ -188,16 +188,16 @@ def decisions_table(records: list[dict]) -> str:
         what = rec.get("capability") or ", ".join(rec.get("capabilities") or [])
         change = ""
         if rec.get("before") is not None or rec.get("after") is not None:
-            change = f"{r._fmt(r._num(rec.get('before')))} → {r._fmt(r._num(rec.get('after')))}"
+            change = f"{r.fmt(r.num(rec.get('before')))} → {r.fmt(r.num(rec.get('after')))}"
         elif isinstance(rec.get("scores"), dict):
-            change = ", ".join(f"{k}: {r._fmt(r._num((v or {}).get('score')))}" for k, v in rec["scores"].items()
+            change = ", ".join(f"{k}: {r.fmt(r.num((v or {}).get('score')))}" for k, v in rec["scores"].items()
                                if isinstance(v, dict))
         outcome = rec.get("result") or rec.get("action") or rec.get("to") or rec.get("note") or ""
-        rows.append([r._esc(rec.get("round", "")), r._esc(rec["event"]), r._esc(rec.get("phase", "")), r._esc(what),
-                     r._esc(change), r._esc(outcome), _details(rec)])
+        rows.append([r.esc(rec.get("round", "")), r.esc(rec["event"]), r.esc(rec.get("phase", "")), r.esc(what),
+                     r.esc(change), r.esc(outcome), _details(rec)])
     if not rows:
         return '<p class="note">No regression in any round: nothing was repaired or rolled back.</p>'
-    return r._table(["round", "decision", "phase", "capability", "score", "outcome", "details"], rows,
+    return r.table(["round", "decision", "phase", "capability", "score", "outcome", "details"], rows,
                     numeric_from=99)
 
 
@@ -206,10 +206,10 @@ def dashboard_section(records: list[dict]) -> str:
     if not any(rec.get("event") == "selftest" for rec in records):
         return ""
     time_rows = [rec for rec in records if rec.get("event") == "selftest" and rec.get("phase") == "accepted"]
-    spent = sum(r._num(rec.get("seconds")) or 0.0 for rec in time_rows)
+    spent = sum(r.num(rec.get("seconds")) or 0.0 for rec in time_rows)
     summary: dict[str, Any] = {kind: sum(1 for rec in records if rec.get("event") == kind) for kind in DECISIONS}
     meta = (f"<p class=\"meta\">{len(time_rows)} rounds checked; regressions found: {summary['regression']}, "
             f"repairs: {summary['repair']}, rollbacks: {summary['rollback']}, kept regressed: "
             f"{summary['selftest_kept']}; self-test time (checks, repairs): {spent:.1f} s</p>")
     return ("<h2>Capability dashboard (self-test)</h2>" + meta
-            + r._plot_div(dashboard_figure(records), "dashboard", "plot-dashboard") + decisions_table(records))
+            + r.plot_div(dashboard_figure(records), "dashboard", "plot-dashboard") + decisions_table(records))
