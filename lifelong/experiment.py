@@ -150,13 +150,10 @@ class Experiment:
         evaluator = Evaluator(cfg.evaluation, tokenizer, seed=cfg.seed)
         # before any trained weights: the canary is what the base model knew
         self.stream, self._supplied = complete_stream(self.stream, cfg, model, evaluator)
-        learner = Learner(model, tokenizer, pieces, cfg, log=self.log)
-        learner.core = self.stream.core
-        learner.stream = self.stream
-        learner.evaluator = evaluator
         # Pieces write generated material under out_dir; in a multi-process run only the main process
-        # writes (the others regenerate the same seeded material rather than race for the files).
-        learner.out_dir = self.out_dir if learner.accelerator.is_main_process else None
+        # writes (the Learner keeps it there only; the others regenerate the same seeded material).
+        learner = Learner(model, tokenizer, pieces, cfg, log=self.log, core=self.stream.core, stream=self.stream,
+                          evaluator=evaluator, out_dir=self.out_dir)
         return learner, learner.evaluator
 
     # ---- the run --------------------------------------------------------------------

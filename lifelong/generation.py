@@ -111,13 +111,14 @@ class Generator:
 
 
 def learner_generator(learner) -> Generator:
-    """The learner's current weights as a generator (the model that is learning)."""
+    """The learner's current weights as a generator (the model that is learning); `learner` is a piece's
+    context (lifelong/pieces/base.py's PieceContext), whose `cache` keeps the generator for the run."""
     model = learner.accelerator.unwrap_model(learner.model)
-    cached = getattr(learner, "_learner_generator", None)
+    cached = learner.cache.get("learner_generator")
     if cached is None:
         cached = Generator(model, learner.tokenizer, learner.config.model, learner.config.self_directed,
                            seed=learner.config.seed)
-        learner._learner_generator = cached
+        learner.cache["learner_generator"] = cached
     cached.model = model  # LoRA's merge replaces the model object between rounds
     return cached
 
@@ -127,7 +128,7 @@ def teacher_generator(learner) -> Generator:
     spec = learner.config.teacher
     if spec is None or spec == learner.config.model:
         return learner_generator(learner)
-    cached = getattr(learner, "_teacher_generator", None)
+    cached = learner.cache.get("teacher_generator")
     if cached is None:
         from lifelong.models import load_model
 
@@ -135,5 +136,5 @@ def teacher_generator(learner) -> Generator:
                                       mixed_precision=learner.config.mixed_precision,
                                       seed=learner.config.seed)
         cached = Generator(model, tokenizer, spec, learner.config.self_directed, seed=learner.config.seed)
-        learner._teacher_generator = cached
+        learner.cache["teacher_generator"] = cached
     return cached

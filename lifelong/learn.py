@@ -188,9 +188,8 @@ class ContinualLearner:
         self.stream, supplied = complete_stream(self.stream, cfg, model, evaluator)  # before trained weights
         if supplied and not self.state:
             self.log(supplied)
-        learner = Learner(model, tokenizer, build_pieces(cfg.pieces or [], cfg), cfg, log=self.log)
-        learner.core, learner.stream = self.stream.core, self.stream
-        learner.evaluator = evaluator
+        learner = Learner(model, tokenizer, build_pieces(cfg.pieces or [], cfg), cfg, log=self.log,
+                          core=self.stream.core, stream=self.stream, evaluator=evaluator)
         if self.state.get("checkpoint"):
             folder = self.state_dir / self.state["checkpoint"]
             learner.load_pieces_state(torch.load(folder / "pieces.pt", weights_only=False))  # re-creates adapters

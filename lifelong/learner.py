@@ -3,37 +3,115 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from accelerate import Accelerator
 
 from lifelong.config import RunConfig
 from lifelong.data.records import Domain
+from lifelong.data.stream_spec import Stream
+from lifelong.evaluation.evaluator import Evaluator
 from lifelong.examples import Example, plain_examples, question_example  # noqa: F401  (question_example: old home)
-from lifelong.pieces.base import Piece, trainable_parameters
+from lifelong.pieces.base import Piece, PieceContext, trainable_parameters
 from lifelong.training import Checkpointing, RoundStats, TrainingLoop
 
 
 class Learner:
-    """Owns the model; `learn(domain)` runs one learning round through the pieces' hooks."""
+    """Owns the model; `learn(domain)` runs one learning round through the pieces' hooks.
+
+    Its state is the `PieceContext` the pieces are attached with (model, tokenizer, config, accelerator,
+    log, the run's core/stream/evaluator/output folder, `reference`, the shared cache) and its training
+    loop. The run's parts are given here (`core`, `stream`, `evaluator`, `out_dir`; the output folder only
+    on the main process: the others regenerate the same seeded material rather than race for the files);
+    the properties below read and write the context, so a piece and the Learner always see one model.
+    """
 
     def __init__(self, model, tokenizer, pieces: Sequence[Piece], config: RunConfig,
-                 accelerator: Accelerator | None = None, log: Callable[[dict], None] = lambda event: None):
-        self.model = model
-        self.tokenizer = tokenizer
-        self.pieces = list(pieces)
-        self.config = config
-        self.accelerator = accelerator or Accelerator(cpu=str(model.device) == "cpu",
-                                                      gradient_accumulation_steps=config.training.grad_accum)
-        self.log = log
-        self.core: Domain | None = None  # the stream's core (replay) set, set by the Experiment
-        self.stream = None  # the Stream being learned, set by the Experiment (self-test, diagnostics)
-        self.evaluator = None  # the Experiment's Evaluator, for pieces that score the model
-        self.out_dir = None  # the run's output folder, set by the Experiment (generated material is kept there)
-        self.reference = False  # True during a documents-only reference round (self_teaching_quality)
-        self.loop = TrainingLoop(config.training, self.accelerator, log, progress=config.evaluation.progress)
+                 accelerator: Accelerator | None = None, log: Callable[[dict], None] = lambda event: None, *,
+                 core: Domain | None = None, stream: Stream | None = None, evaluator: Evaluator | None = None,
+                 out_dir: Path | None = None):
+        self.pieces: list[Piece] = list(pieces)
+        accelerator = accelerator or Accelerator(cpu=str(model.device) == "cpu",
+                                                 gradient_accumulation_steps=config.training.grad_accum)
+        self.context = PieceContext(
+            model=model, tokenizer=tokenizer, config=config, accelerator=accelerator, log=log, pieces=self.pieces,
+            examples=self.examples, run_round=self.run_round, core=core, stream=stream, evaluator=evaluator,
+            out_dir=out_dir if accelerator.is_main_process else None)
+        self.loop = TrainingLoop(config.training, accelerator, log, progress=config.evaluation.progress)
         for piece in self.pieces:
-            piece.attach(self)
+            piece.attach(self.context)
 
+    # ---- the context's fields, read and written through the Learner ------------------------------
+    @property
+    def model(self):
+        return self.context.model
+
+    @model.setter
+    def model(self, model) -> None:
+        self.context.model = model
+
+    @property
+    def tokenizer(self):
+        return self.context.tokenizer
+
+    @property
+    def config(self) -> RunConfig:
+        return self.context.config
+
+    @property
+    def accelerator(self) -> Accelerator:
+        return self.context.accelerator
+
+    @property
+    def log(self) -> Callable[[dict], None]:
+        return self.context.log
+
+    @log.setter
+    def log(self, log: Callable[[dict], None]) -> None:
+        self.context.log = log
+
+    @property
+    def core(self) -> Domain | None:
+        """The stream's core (replay) set."""
+        return self.context.core
+
+    @core.setter
+    def core(self, core: Domain | None) -> None:
+        self.context.core = core
+
+    @property
+    def stream(self) -> Stream | None:
+        """The Stream being learned (self-test, diagnostics)."""
+        return self.context.stream
+
+    @stream.setter
+    def stream(self, stream: Stream | None) -> None:
+        self.context.stream = stream
+
+    @property
+    def evaluator(self) -> Evaluator | None:
+        """The run's Evaluator, for pieces that score the model."""
+        return self.context.evaluator
+
+    @evaluator.setter
+    def evaluator(self, evaluator: Evaluator | None) -> None:
+        self.context.evaluator = evaluator
+
+    @property
+    def out_dir(self) -> Path | None:
+        """The run's output folder (generated material is kept there); None off the main process."""
+        return self.context.out_dir
+
+    @out_dir.setter
+    def out_dir(self, out_dir: Path | None) -> None:
+        self.context.out_dir = out_dir
+
+    @property
+    def reference(self) -> bool:
+        """True during a documents-only reference round (self_teaching_quality)."""
+        return self.context.reference
+
+    # ---- learning --------------------------------------------------------------------------------
     def examples(self, domain: Domain) -> list[Example]:
         examples = plain_examples(domain, self.config.evaluation.prompt, self.config.training.train_questions)
         for piece in self.pieces:
@@ -87,7 +165,7 @@ class Learner:
         """A reference round for self_teaching_quality: exactly `steps` optimizer steps on the domain's own
         material, the self-directed pieces generating nothing (`reference` is True); no after_round and no
         review: the caller restores the learner's state afterwards (lifelong/selfdirected/quality.py)."""
-        self.reference = True
+        self.context.reference = True
         try:
             for piece in self.pieces:
                 piece.before_round(domain)
@@ -95,7 +173,7 @@ class Learner:
             stats = self.loop.run(self.model, self.tokenizer, examples, self.param_groups(), self.pieces,
                                   seed=seed, domain=f"{domain.name} (reference)", steps=steps)
         finally:
-            self.reference = False
+            self.context.reference = False
             self.model = self.accelerator.unwrap_model(self.model)
         return stats
 

@@ -2,20 +2,58 @@
 
 The training loop calls these hooks and knows no technique by name. Every hook has a
 do-nothing default, so a piece implements only what it needs.
+
+A piece sees the learner it belongs to through a `PieceContext` (given at `attach`): the model, the
+tokenizer, the config, the log, the run's stream, core set, evaluator and output folder, the other
+pieces, and the learner's `examples`/`run_round` for the pieces that retrain (the self-test's repair).
+The Learner (lifelong/learner.py) owns the context; nothing else sets state on the Learner.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 if TYPE_CHECKING:
+    from accelerate import Accelerator
+
+    from lifelong.config import RunConfig
     from lifelong.data.records import Domain
-    from lifelong.learner import Learner
-    from lifelong.training import Example, RoundStats
+    from lifelong.data.stream_spec import Stream
+    from lifelong.evaluation.evaluator import Evaluator
+    from lifelong.examples import Example
+    from lifelong.rounds import RoundStats
+
+
+@dataclass(eq=False)
+class PieceContext:
+    """What a piece may read, and change, of the learner it is attached to.
+
+    `model` is the one mutable handle on the weights: a piece that wraps the model (LoRA, the fast
+    adapters) assigns it here, and the Learner reads it back from here. `core`, `stream`, `evaluator`
+    and `out_dir` are the run's (None outside a run); `reference` is True during a documents-only
+    reference round (self_teaching_quality); `cache` keeps what the pieces share for the run (the
+    generators of lifelong/generation.py)."""
+
+    model: torch.nn.Module
+    tokenizer: Any
+    config: RunConfig
+    accelerator: Accelerator
+    log: Callable[[dict], None]
+    pieces: list[Piece]
+    examples: Callable[[Domain], list[Example]]  # the learner's chain: plain examples through every piece
+    run_round: Callable[..., RoundStats]  # Learner.run_round: a round without the review (a repair)
+    core: Domain | None = None
+    stream: Stream | None = None
+    evaluator: Evaluator | None = None
+    out_dir: Path | None = None
+    reference: bool = False
+    cache: dict[str, Any] = field(default_factory=dict)
 
 
 class Piece:
@@ -25,11 +63,20 @@ class Piece:
 
     def __init__(self, options: Any = None):
         self.options = options
-        self.learner: Learner | None = None  # its `evaluator` and `stream` are set by the Experiment
+        self.context: PieceContext | None = None
 
-    def attach(self, learner: Learner) -> None:
-        """Called once when the learner is built; may wrap or replace `learner.model`."""
-        self.learner = learner
+    def attach(self, context: PieceContext) -> None:
+        """Called once when the learner is built; may wrap or replace `context.model`."""
+        self.context = context
+
+    @property
+    def learner(self) -> PieceContext | None:
+        """The older name of `context` (pieces written before it still read `self.learner.model`)."""
+        return self.context
+
+    @learner.setter
+    def learner(self, context: PieceContext | None) -> None:
+        self.context = context
 
     def examples(self, domain: Domain, examples: list[Example]) -> list[Example]:
         """Turn a domain into training examples; pieces are chained in order."""

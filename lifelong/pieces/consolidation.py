@@ -95,16 +95,16 @@ class Consolidation(Piece):
         self.fisher: dict[str, torch.Tensor] = {}
         self._current: str | None = None
 
-    def attach(self, learner) -> None:
-        super().attach(learner)
-        fast = [i for i, p in enumerate(learner.pieces) if p.name == "fast_adapters"]
-        mine = learner.pieces.index(self)
+    def attach(self, context) -> None:
+        super().attach(context)
+        fast = [i for i, p in enumerate(context.pieces) if p.name == "fast_adapters"]
+        mine = context.pieces.index(self)
         if not fast or fast[0] > mine:
             raise ConfigError("key 'pieces': 'consolidation' needs 'fast_adapters' before it")
 
     @property
     def fast(self):
-        return next(p for p in self.learner.pieces if p.name == "fast_adapters")
+        return next(p for p in self.context.pieces if p.name == "fast_adapters")
 
     # ---- collect the episodes ----------------------------------------------------------------
     def examples(self, domain, examples):
@@ -128,7 +128,7 @@ class Consolidation(Piece):
         episodes = [name for name in self.fast.adapters if name in self.pending]
         if not episodes:
             return {"event": "sleep", "outcome": "nothing to consolidate"}
-        model = self.learner.model
+        model = self.context.model
         items = self._material(episodes)
         before = self._measure(episodes, adapters=True)
         snapshot = self._base_snapshot()
@@ -151,7 +151,7 @@ class Consolidation(Piece):
         self.since = 0
         record["seconds"] = round(time.perf_counter() - started, 1)
         self.sleeps.append(record)
-        self.learner.log(record if record["passed"] else {**record, "event": "rollback"})
+        self.context.log(record if record["passed"] else {**record, "event": "rollback"})
         model.eval()
         return record
 
@@ -179,15 +179,15 @@ class Consolidation(Piece):
         """(example, teacher adapter) pairs: episodes' own, old material, canary prompts."""
         from lifelong.training import Example
 
-        rng = random.Random(f"sleep-{self.learner.config.seed}-{len(self.sleeps)}")
+        rng = random.Random(f"sleep-{self.context.config.seed}-{len(self.sleeps)}")
         items = [(e, name) for name in episodes for e in self.pending[name]["examples"]]
         pending_domains = {self.pending[name]["domain"] for name in episodes}
-        prompt = self.learner.config.evaluation.prompt
+        prompt = self.context.config.evaluation.prompt
         old = []
-        core = getattr(self.learner, "core", None)
+        core = getattr(self.context, "core", None)
         if core is not None:
             old += plain_examples(core, prompt, with_questions=True)
-        replay = next((p for p in self.learner.pieces if p.name == "replay"), None)
+        replay = next((p for p in self.context.pieces if p.name == "replay"), None)
         if replay is not None:
             old += [e for d, e in replay.buffer if d not in pending_domains]
         old = rng.sample(old, min(self.options.replay_examples, len(old)))
@@ -201,22 +201,22 @@ class Consolidation(Piece):
         return items
 
     def _canary(self):
-        stream = getattr(self.learner, "stream", None)
+        stream = getattr(self.context, "stream", None)
         return getattr(stream, "canary", None)
 
     def _evaluator(self):
-        if self.learner.evaluator is None:
+        if self.context.evaluator is None:
             from lifelong.evaluation.evaluator import Evaluator
 
-            self.learner.evaluator = Evaluator(self.learner.config.evaluation, self.learner.tokenizer,
-                                               seed=self.learner.config.seed)
-        return self.learner.evaluator
+            self.context.evaluator = Evaluator(self.context.config.evaluation, self.context.tokenizer,
+                                               seed=self.context.config.seed)
+        return self.context.evaluator
 
     # ---- measurements for the self-test -------------------------------------------------------
     def _measure(self, episodes: list[str], adapters: bool) -> dict:
         """Canary score, the episodes' documents' mean log-perplexity and closed-book accuracy on their
         practice questions, for the base (and, with `adapters`, for base + the episode adapters)."""
-        model, evaluator = self.learner.model, self._evaluator()
+        model, evaluator = self.context.model, self._evaluator()
         docs = [e.text for name in episodes for e in self.pending[name]["examples"] if e.source == "document"][:64]
         questions = [q for name in episodes for q in self.pending[name].get("questions", [])]
         canary = self._canary()
@@ -240,19 +240,19 @@ class Consolidation(Piece):
     # ---- the consolidation adapter -------------------------------------------------------------
     def _add_sleep_adapter(self) -> None:
         o = self.options
-        model = self.learner.model
+        model = self.context.model
         with torch.random.fork_rng():
-            torch.manual_seed(self.learner.config.seed)  # the same starting point every sleep: EWC's anchor
+            torch.manual_seed(self.context.config.seed)  # the same starting point every sleep: EWC's anchor
             model.add_adapter(SLEEP, LoraConfig(r=o.r, lora_alpha=o.lora_alpha, task_type="CAUSAL_LM",
                                                 target_modules=self.fast.options.target_modules))
         self._anchor = {n: p.detach().clone() for n, p in model.named_parameters() if f".{SLEEP}." in n}
         self.fast.activate([SLEEP], trainable=True)
 
     def _sleep_params(self) -> list[tuple[str, torch.nn.Parameter]]:
-        return [(n, p) for n, p in self.learner.model.named_parameters() if f".{SLEEP}." in n]
+        return [(n, p) for n, p in self.context.model.named_parameters() if f".{SLEEP}." in n]
 
     def _param_groups(self) -> list[dict]:
-        model = self.learner.model
+        model = self.context.model
         n_layers = count_layers(model)
         groups: dict[int, list] = {}
         for name, p in self._sleep_params():
@@ -271,15 +271,15 @@ class Consolidation(Piece):
         """Train the consolidation adapter on KL to the teachers; returns the optimizer steps taken."""
         from lifelong.training import collate, tokenize_examples
 
-        cfg, o = self.learner.config.training, self.options
-        model, tokenizer = self.learner.model, self.learner.tokenizer
+        cfg, o = self.context.config.training, self.options
+        model, tokenizer = self.context.model, self.context.tokenizer
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         features = tokenize_examples(tokenizer, [e for e, _ in items], cfg.max_length, keep_empty=True)
         pairs = [(f, teacher) for f, (_, teacher) in zip(features, items, strict=True) if f]
         optimizer = torch.optim.AdamW(self._param_groups(), lr=o.lr)
         params = [p for _, p in self._sleep_params()]
         device = params[0].device
-        rng, steps = random.Random(f"sleep-order-{self.learner.config.seed}"), 0
+        rng, steps = random.Random(f"sleep-order-{self.context.config.seed}"), 0
         for _ in range(o.epochs):
             rng.shuffle(pairs)
             for start in range(0, len(pairs), o.batch_size):
@@ -302,23 +302,23 @@ class Consolidation(Piece):
                 optimizer.step()
                 steps += 1
                 if steps % cfg.log_every == 0:
-                    self.learner.log({"event": "train", "domain": SLEEP, "step": steps, "loss": round(loss.item(), 5)})
+                    self.context.log({"event": "train", "domain": SLEEP, "step": steps, "loss": round(loss.item(), 5)})
         model.eval()
         return steps
 
     def _estimate_fisher(self, items) -> dict[str, torch.Tensor]:
         helper = Ewc(EwcConfig())
-        helper.learner = self.learner
+        helper.context = self.context
         sample = random.Random(f"sleep-fisher-{len(self.sleeps)}").sample([e for e, _ in items], min(32, len(items)))
         with self.fast.unrouted():
-            return helper.estimate_fisher(self.learner.model, sample)
+            return helper.estimate_fisher(self.context.model, sample)
 
     def _accumulate(self, new: dict[str, torch.Tensor]) -> None:
         self.fisher = {n: (self.fisher[n].to(f.device) + f if n in self.fisher and self.fisher[n].shape == f.shape
                            else f).detach().cpu() for n, f in new.items()}
 
     def _merge_sleep_adapter(self) -> None:
-        model = self.learner.model
+        model = self.context.model
         with torch.no_grad():
             for module in model.modules():
                 if isinstance(module, LoraLayer) and SLEEP in module.lora_A:
@@ -331,7 +331,7 @@ class Consolidation(Piece):
     def _base_snapshot(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Copies of the base weights a merge changes (the adapted layers'), for a rollback."""
         return [(m.get_base_layer().weight, m.get_base_layer().weight.detach().clone())
-                for m in self.learner.model.modules() if isinstance(m, LoraLayer)]
+                for m in self.context.model.modules() if isinstance(m, LoraLayer)]
 
     # ---- resume ------------------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -44,17 +44,17 @@ class Critique(SelfDirectedPiece):
     def __init__(self, options: CritiqueConfig | None = None):
         super().__init__(options or CritiqueConfig())
 
-    def attach(self, learner) -> None:
-        super().attach(learner)
-        mine = next(i for i, piece in enumerate(learner.pieces) if piece is self) if self in learner.pieces else -1
-        if mine >= 0 and not any(isinstance(p, SelfDirectedPiece) for p in learner.pieces[:mine]):
+    def attach(self, context) -> None:
+        super().attach(context)
+        mine = next(i for i, piece in enumerate(context.pieces) if piece is self) if self in context.pieces else -1
+        if mine >= 0 and not any(isinstance(p, SelfDirectedPiece) for p in context.pieces[:mine]):
             raise ConfigError("key 'pieces': 'critique' filters generated material; put it after a piece "
                               "that generates (study_notes, gap_detection, star)")
 
     def generated_material(self) -> dict:
         """Example -> Generated, from the self-directed pieces that ran before this one this round."""
         material = {}
-        for piece in self.learner.pieces:
+        for piece in self.context.pieces:
             if piece is self:
                 break
             if isinstance(piece, SelfDirectedPiece):

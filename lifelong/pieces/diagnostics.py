@@ -39,35 +39,35 @@ class Diagnostics(Piece):
         self._sources: Sources | None = None
 
     def _model(self):
-        learner = self.learner
-        return learner.accelerator.unwrap_model(learner.model)
+        context = self.context
+        return context.accelerator.unwrap_model(context.model)
 
     def _ready(self, domain) -> Diagnoser:
-        learner = self.learner
+        context = self.context
         if self.diagnoser is None:
             from lifelong.diagnostics.suite import Diagnoser, probe_texts
 
-            evaluator = learner.evaluator
+            evaluator = context.evaluator
             if evaluator is None:
                 from lifelong.evaluation.evaluator import Evaluator
 
-                evaluator = learner.evaluator = Evaluator(learner.config.evaluation, learner.tokenizer,
-                                                          seed=learner.config.seed)
-            cfg = learner.config
-            self.diagnoser = Diagnoser(self.options, learner.tokenizer, evaluator, cfg.evaluation.prompt,
+                evaluator = context.evaluator = Evaluator(context.config.evaluation, context.tokenizer,
+                                                          seed=context.config.seed)
+            cfg = context.config
+            self.diagnoser = Diagnoser(self.options, context.tokenizer, evaluator, cfg.evaluation.prompt,
                                        max_length=cfg.training.max_length, seed=cfg.seed,
                                        with_questions=cfg.training.train_questions)
-            stream = learner.stream
+            stream = context.stream
             domains = stream.domains if stream is not None else [domain]
             self.diagnoser.texts = probe_texts(domains, stream.canary if stream else None,
-                                               stream.core if stream else learner.core, self.options.probe_texts,
+                                               stream.core if stream else context.core, self.options.probe_texts,
                                                cfg.evaluation.prompt)
         return self.diagnoser
 
     def sources(self, domain) -> Sources:
         from lifelong.diagnostics.suite import Sources
 
-        stream = self.learner.stream
+        stream = self.context.stream
         if stream is not None and domain.name in stream.domain_names:
             earlier = stream.domains[:stream.domain_names.index(domain.name)]
         else:
@@ -85,7 +85,7 @@ class Diagnostics(Piece):
         body = self.diagnoser.after(self._model(), self._snapshot, self._sources)
         self._snapshot = None  # frees the pre-round weights
         names = [d.name for d in self._sources.earlier]
-        self.learner.log({"event": "diagnostics", "domain": domain.name, "round": len(names) + 1,
+        self.context.log({"event": "diagnostics", "domain": domain.name, "round": len(names) + 1,
                           "earlier": names, **body})
         if all(d.name != domain.name for d in self.seen):
             self.seen.append(domain)

@@ -55,11 +55,11 @@ class Ewc(Piece):
         self._pairs: list[tuple[torch.nn.Parameter, torch.Tensor, torch.Tensor]] | None = None
         self._pairs_model: torch.nn.Module | None = None
 
-    def attach(self, learner) -> None:
-        super().attach(learner)
-        names = [piece.name for piece in learner.pieces]
-        mine = next((i for i, piece in enumerate(learner.pieces) if piece is self), -1)
-        merging = [i for i, piece in enumerate(learner.pieces)
+    def attach(self, context) -> None:
+        super().attach(context)
+        names = [piece.name for piece in context.pieces]
+        mine = next((i for i, piece in enumerate(context.pieces) if piece is self), -1)
+        merging = [i for i, piece in enumerate(context.pieces)
                    if piece.name == "lora" and getattr(piece.options, "after_domain", None) == "merge"]
         if mine >= 0 and any(i > mine for i in merging):
             raise ConfigError(f"key 'pieces': 'ewc' must come after 'lora' (got {names}): the anchor is "
@@ -97,8 +97,8 @@ class Ewc(Piece):
 
     # ---- after the round: Fisher and anchor ---------------------------------------------------
     def after_round(self, domain) -> None:
-        model = self.learner.model
-        rng = random.Random(f"ewc-{self.learner.config.seed}-{self.rounds}")
+        model = self.context.model
+        rng = random.Random(f"ewc-{self.context.config.seed}-{self.rounds}")
         sample = rng.sample(list(self._examples), min(self.options.fisher_samples, len(self._examples)))
         new = self.estimate_fisher(model, sample)
         gamma = self.options.gamma
@@ -120,8 +120,8 @@ class Ewc(Piece):
 
         params = {name: p for name, p in model.named_parameters() if p.requires_grad}
         fisher = {name: torch.zeros_like(p, dtype=torch.float32) for name, p in params.items()}
-        tokenizer = self.learner.tokenizer
-        features = tokenize_examples(tokenizer, examples, self.learner.config.training.max_length)
+        tokenizer = self.context.tokenizer
+        features = tokenize_examples(tokenizer, examples, self.context.config.training.max_length)
         if not features:
             return fisher
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

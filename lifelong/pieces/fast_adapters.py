@@ -159,12 +159,12 @@ class FastAdapters(Piece):
         return LoraConfig(r=o.r, lora_alpha=o.lora_alpha, lora_dropout=o.lora_dropout,
                           target_modules=o.target_modules, task_type="CAUSAL_LM")
 
-    def attach(self, learner) -> None:
-        super().attach(learner)
-        if any(piece.name in ("lora", "full_finetune") for piece in learner.pieces):
+    def attach(self, context) -> None:
+        super().attach(context)
+        if any(piece.name in ("lora", "full_finetune") for piece in context.pieces):
             raise ConfigError("key 'pieces': 'fast_adapters' trains its own adapters; drop 'lora'/'full_finetune'")
-        self.separator = learner.config.evaluation.prompt.separator or "\n\n"
-        tokenizer = learner.tokenizer
+        self.separator = context.config.evaluation.prompt.separator or "\n\n"
+        tokenizer = context.tokenizer
 
         @lru_cache(maxsize=65536)
         def is_common(word: str) -> bool:  # the tokenizer writes frequent words as one token
@@ -172,13 +172,13 @@ class FastAdapters(Piece):
 
         self.router.is_common = is_common
         # PEFT needs one adapter to build the wrapper; this placeholder is removed once an episode exists.
-        learner.model = get_peft_model(learner.model, self.peft_config(), adapter_name="placeholder")
-        self._hook = learner.model.register_forward_pre_hook(self._route_hook, with_kwargs=True)
-        learner.model.generate = self._routed_generate(learner.model.generate)
+        context.model = get_peft_model(context.model, self.peft_config(), adapter_name="placeholder")
+        self._hook = context.model.register_forward_pre_hook(self._route_hook, with_kwargs=True)
+        context.model.generate = self._routed_generate(context.model.generate)
 
     @property
     def peft_model(self) -> PeftModel:
-        return self.learner.model
+        return self.context.model
 
     # ---- the fast system learns ---------------------------------------------------------------
     def before_round(self, domain) -> None:
@@ -235,7 +235,7 @@ class FastAdapters(Piece):
     def route_names(self, input_ids: torch.Tensor) -> list[str]:
         """The adapter each row uses (`__base__` for none)."""
         self._set_background()
-        tokenizer = self.learner.tokenizer
+        tokenizer = self.context.tokenizer
         names = []
         for row in input_ids.tolist():
             text = tokenizer.decode(row, skip_special_tokens=True)
@@ -244,7 +244,7 @@ class FastAdapters(Piece):
         return names
 
     def _set_background(self) -> None:
-        core = getattr(self.learner, "core", None)  # set by the Experiment / `lifelong learn` after attach
+        core = getattr(self.context, "core", None)  # set by the Experiment / `lifelong learn` after attach
         if core is not None and core is not self._background:  # without one, the saved background stays
             self._background = core
             self.router.set_background([d.text for d in core.documents] + [q.question for q in core.items])

@@ -8,7 +8,7 @@ from lifelong.pieces.base import Piece
 class FullFinetune(Piece):
     name = "full_finetune"
 
-    def attach(self, learner) -> None:
-        super().attach(learner)
-        for parameter in learner.model.parameters():
+    def attach(self, context) -> None:
+        super().attach(context)
+        for parameter in context.model.parameters():
             parameter.requires_grad_(True)

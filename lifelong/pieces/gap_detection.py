@@ -106,9 +106,9 @@ class GapDetection(SelfDirectedPiece):
     def answerer(self) -> Evaluator:
         """The learner's scoring prompt, greedy, answers capped at `answer_tokens`."""
         if self._answerer is None:
-            config = self.learner.config.evaluation.model_copy(
+            config = self.context.config.evaluation.model_copy(
                 update={"max_new_tokens": self.options.answer_tokens, "progress": False})
-            self._answerer = Evaluator(config, self.learner.tokenizer, seed=self.learner.config.seed)
+            self._answerer = Evaluator(config, self.context.tokenizer, seed=self.context.config.seed)
         return self._answerer
 
     def answer(self, questions: Sequence[str], documents: Sequence[str] | None) -> list[str]:
@@ -135,7 +135,7 @@ class GapDetection(SelfDirectedPiece):
             closed = self.answer(questions, None)
             open_book = [answer_matches(reply, a, min_f1) for reply, (_, _, a) in zip(opened, kept, strict=True)]
             closed_book = [answer_matches(reply, a, min_f1) for reply, (_, _, a) in zip(closed, kept, strict=True)]
-        template = self.learner.config.evaluation.prompt.template
+        template = self.context.config.evaluation.prompt.template
         gaps = []
         for i in select_gaps(open_book, closed_book):
             record, question, answer = kept[i]

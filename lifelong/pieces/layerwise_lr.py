@@ -38,7 +38,7 @@ class LayerwiseLr(Piece):
     def param_groups(self, model: torch.nn.Module, groups: list[dict]) -> list[dict]:
         names = {id(p): name for name, p in model.named_parameters()}
         n_layers = count_layers(model)
-        default_lr = self.learner.config.training.lr if self.learner is not None else None
+        default_lr = self.context.config.training.lr if self.context is not None else None
         split: list[dict] = []
         for group in groups:
             by_depth: dict[int, list[torch.nn.Parameter]] = {}

@@ -37,7 +37,7 @@ class Lora(Piece):
         if ratio is None or ratio == 1:
             return groups
         b_matrices = {id(p) for name, p in model.named_parameters() if ".lora_B." in name}
-        default_lr = self.learner.config.training.lr if self.learner is not None else None
+        default_lr = self.context.config.training.lr if self.context is not None else None
         split: list[dict] = []
         for group in groups:
             rest = [p for p in group["params"] if id(p) not in b_matrices]
@@ -47,9 +47,9 @@ class Lora(Piece):
                 split.append({**group, "params": b, "lr": group.get("lr", default_lr) * ratio})
         return split
 
-    def attach(self, learner) -> None:
-        super().attach(learner)
-        learner.model = get_peft_model(learner.model, self.peft_config())
+    def attach(self, context) -> None:
+        super().attach(context)
+        context.model = get_peft_model(context.model, self.peft_config())
 
     def after_round(self, domain) -> None:
         if self.options.after_domain == "merge":
@@ -57,7 +57,7 @@ class Lora(Piece):
 
     def merge_and_renew(self) -> None:
         """Fold the adapter into the base weights and start a fresh adapter."""
-        model = self.learner.model
+        model = self.context.model
         if isinstance(model, PeftModel):
             model = model.merge_and_unload()
-        self.learner.model = get_peft_model(model, self.peft_config())
+        self.context.model = get_peft_model(model, self.peft_config())

@@ -148,11 +148,11 @@ class Practice(Piece):
         super().__init__(options or PracticeConfig())
 
     def examples(self, domain, examples):
-        if getattr(self.learner, "reference", False):
+        if getattr(self.context, "reference", False):
             return examples  # a reference round studies the documents alone
         from lifelong.training import Example
 
-        prompt = self.learner.config.evaluation.prompt
+        prompt = self.context.config.evaluation.prompt
         made = [make_practice(document.text, self.options) for document in domain.documents]
         extra = [question_example(item, prompt) for m in made for item in m.questions]
         extra += [Example(text=text, source="restatement") for m in made for text in m.texts]
@@ -163,7 +163,7 @@ class Practice(Piece):
         dropped = sum((m.dropped for m in made), Counter())
         per_document = [{"made": m.made, "kept": len(m.questions), "restatements": len(m.texts),
                          "dropped": dict(m.dropped)} for m in made]
-        self.learner.log({"event": "practice", "domain": domain, "documents": len(made),
+        self.context.log({"event": "practice", "domain": domain, "documents": len(made),
                           "made": sum(m.made for m in made), "kept": sum(len(m.questions) for m in made),
                           "restatements": sum(len(m.texts) for m in made), "dropped": dict(dropped),
                           "per_document": per_document})

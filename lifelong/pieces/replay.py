@@ -59,17 +59,17 @@ class Replay(Piece):
         self._core: tuple[object, list] | None = None  # (core domain, its examples)
         self.synthetic: list[tuple[str, object]] = []  # (domain, Example): self-synthesized rehearsal
 
-    def attach(self, learner) -> None:
-        super().attach(learner)
-        self.rng = random.Random(f"replay-{learner.config.seed}")
+    def attach(self, context) -> None:
+        super().attach(context)
+        self.rng = random.Random(f"replay-{context.config.seed}")
 
     # ---- the old pool -------------------------------------------------------------------------
     def core_examples(self) -> list:
-        core = getattr(self.learner, "core", None) if self.learner is not None else None
+        core = getattr(self.context, "core", None) if self.context is not None else None
         if core is None or not self.options.core:
             return []
         if self._core is None or self._core[0] is not core:
-            self._core = (core, plain_examples(core, self.learner.config.evaluation.prompt, with_questions=True))
+            self._core = (core, plain_examples(core, self.context.config.evaluation.prompt, with_questions=True))
         return self._core[1]
 
     def pool(self) -> list:
@@ -83,7 +83,7 @@ class Replay(Piece):
 
     # ---- hooks ----------------------------------------------------------------------------------
     def before_round(self, domain) -> None:
-        if self.options.synthetic and not getattr(self.learner, "reference", False):
+        if self.options.synthetic and not getattr(self.context, "reference", False):
             from lifelong.selfdirected.rehearsal import write_rehearsal  # lazy: it imports the generator
 
             self.synthetic = write_rehearsal(self, domain.name)
@@ -100,7 +100,7 @@ class Replay(Piece):
         n_new = max(1, batch_size - n_old)
         from lifelong.training import epoch_order  # lazy: the loop imports the pieces
 
-        grouped = self.learner is not None and self.learner.config.training.group_by_length
+        grouped = self.context is not None and self.context.config.training.group_by_length
         new = epoch_order(examples, n_new, rng, grouped)
         draw = self._drawer(rng)
         new_parts = [new[i:i + n_new] for i in range(0, len(new), n_new)]

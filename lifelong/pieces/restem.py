@@ -57,17 +57,17 @@ class Restem(Piece):
         self.kept_notes: list[str] = []
         self.history: list[dict] = []
 
-    def attach(self, learner) -> None:
+    def attach(self, context) -> None:
         from lifelong.restem.writer import NoteWriter  # lazy: it trains through the loop, which imports the pieces
 
-        super().attach(learner)
-        cfg = learner.config
+        super().attach(context)
+        cfg = context.config
         if cfg.teacher:
             model, tokenizer = load_model(cfg.teacher, dtype=cfg.dtype, device=cfg.device, seed=cfg.seed)
         else:
-            model, tokenizer = plain_copy(learner.accelerator.unwrap_model(learner.model)), learner.tokenizer
+            model, tokenizer = plain_copy(context.accelerator.unwrap_model(context.model)), context.tokenizer
         self.writer = NoteWriter(model, tokenizer, self.options, prompt=cfg.study_notes.prompt,
-                                 name=cfg.teacher or cfg.model, accelerator=learner.accelerator)
+                                 name=cfg.teacher or cfg.model, accelerator=context.accelerator)
 
     @property
     def generator(self):
@@ -80,18 +80,18 @@ class Restem(Piece):
         from lifelong.restem.outer import run_rounds
 
         self.kept_notes = []
-        if getattr(self.learner, "reference", False):
+        if getattr(self.context, "reference", False):
             return  # the documents-only reference round behind self_teaching_quality
         documents, quizzes = self._study_set(domain)
         if not documents or not self.options.rounds:
             return
-        learner = self.learner
-        student = plain_copy(learner.accelerator.unwrap_model(learner.model))
-        scorer = make_scorer(student, learner.tokenizer, self._quiz_evaluator(), self.options,
-                             progress=learner.config.evaluation.progress, parallel=learner.config.parallel)
+        context = self.context
+        student = plain_copy(context.accelerator.unwrap_model(context.model))
+        scorer = make_scorer(student, context.tokenizer, self._quiz_evaluator(), self.options,
+                             progress=context.config.evaluation.progress, parallel=context.config.parallel)
         texts = [d.text for d in documents]
         try:
-            rounds = run_rounds(self.writer, scorer, texts, quizzes, self.options, seed=learner.config.seed,
+            rounds = run_rounds(self.writer, scorer, texts, quizzes, self.options, seed=context.config.seed,
                                 log=self._log, domain=domain.name)
         finally:
             close = getattr(scorer, "close", None)
@@ -102,7 +102,7 @@ class Restem(Piece):
 
     def _write_record(self, domain: Domain, rounds: list) -> None:
         """Every round's candidates, rewards and kept notes, and who wrote them, beside the run's results."""
-        out_dir = getattr(self.learner, "out_dir", None)
+        out_dir = getattr(self.context, "out_dir", None)
         if out_dir:
             write_json(Path(out_dir) / "generated" / f"{domain.name}.restem.json",
                        {"writer": self.generator.name, "rounds": rounds})
@@ -123,19 +123,19 @@ class Restem(Piece):
                                                                                         strict=True) if quiz]
         cap = self.options.documents_per_round
         if cap is not None and len(pairs) > cap:
-            chosen = sorted(random.Random(derive_seed(self.learner.config.seed, domain.name)).sample(
+            chosen = sorted(random.Random(derive_seed(self.context.config.seed, domain.name)).sample(
                 range(len(pairs)), cap))
             pairs = [pairs[i] for i in chosen]
         return [doc for doc, _ in pairs], [quiz for _, quiz in pairs]
 
     def _quiz_evaluator(self) -> Evaluator:
-        learner = self.learner
-        base = learner.evaluator.config if learner.evaluator is not None else learner.config.evaluation
-        return Evaluator(base.model_copy(update={"progress": False}), learner.tokenizer, seed=learner.config.seed)
+        context = self.context
+        base = context.evaluator.config if context.evaluator is not None else context.config.evaluation
+        return Evaluator(base.model_copy(update={"progress": False}), context.tokenizer, seed=context.config.seed)
 
     def _log(self, event: dict) -> None:
         self.history.append(event)
-        self.learner.log(event)
+        self.context.log(event)
 
     # ---- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -37,11 +37,11 @@ class Sam(Piece):
     def __init__(self, options: SamConfig | None = None):
         super().__init__(options or SamConfig())
 
-    def attach(self, learner) -> None:
-        super().attach(learner)
-        if learner.config.training.grad_accum != 1:
+    def attach(self, context) -> None:
+        super().attach(context)
+        if context.config.training.grad_accum != 1:
             raise ConfigError(f"key 'training.grad_accum': sam needs 1 micro-batch per step "
-                              f"(got {learner.config.training.grad_accum})")
+                              f"(got {context.config.training.grad_accum})")
 
     def adjust_gradients(self, model: torch.nn.Module, closure: Callable[[], torch.Tensor]) -> None:
         params = [p for p in model.parameters() if p.grad is not None]

@@ -32,7 +32,7 @@ class StudyNotes(SelfDirectedPiece):
 
     def teacher(self) -> Generator:
         """With a `restem` piece on, its ReSTEM-trained note writer (it learned which notes work)."""
-        restem = next((piece for piece in self.learner.pieces if piece.name == "restem"), None)
+        restem = next((piece for piece in self.context.pieces if piece.name == "restem"), None)
         return restem.generator if restem is not None else super().teacher()
 
     def teacher_name(self) -> str:

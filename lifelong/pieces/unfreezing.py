@@ -47,7 +47,7 @@ class Unfreezing(Piece):
     def before_step(self, step: int) -> None:
         if self._candidates is None:
             # What is trainable now, after every piece's param_groups (freezing has had its say).
-            model = self.learner.model
+            model = self.context.model
             n_layers = count_layers(model)
             self._candidates = [(depth(name, n_layers), p) for name, p in model.named_parameters() if p.requires_grad]
             self._levels = sorted({level for level, _ in self._candidates}, reverse=True)

@@ -9,7 +9,7 @@ records of a round, kept or not, and the examples made from them are written to
 file instead of generating again, so a continued round trains on exactly the same material.
 
 In a reference round (the documents-only comparison behind self_teaching_quality,
-`learner.reference` is True) the pieces pass the examples through unchanged.
+`context.reference` is True) the pieces pass the examples through unchanged.
 
 Each round logs one event per piece:
 `{"event": "self_teach", "domain", "piece", "generated", "kept", "dropped_duplicates",
@@ -62,32 +62,32 @@ class SelfDirectedPiece(Piece):
     # ---- the models ----------------------------------------------------------------------------
     def teacher(self) -> Generator:
         """Writes the material: config `teacher`, by default the learner itself."""
-        return teacher_generator(self.learner)
+        return teacher_generator(self.context)
 
     def student(self) -> Generator:
         """The model that is learning (closed-book answers)."""
-        return learner_generator(self.learner)
+        return learner_generator(self.context)
 
     @property
     def settings(self):
-        return self.learner.config.self_directed
+        return self.context.config.self_directed
 
     # ---- the hook ------------------------------------------------------------------------------
     def examples(self, domain, examples):
         self.material, self.records = {}, []
-        if getattr(self.learner, "reference", False):
+        if getattr(self.context, "reference", False):
             return examples
         started = time.perf_counter()
         cached = self._read_cache(domain)
         if cached is not None:
             made, self.material, event = cached
-            self.learner.log({**event, "cached": True})
+            self.context.log({**event, "cached": True})
             self.last_event = event
         else:
             made, event = self.study(domain, examples)
             event = self._event(domain, event, time.perf_counter() - started)
             self._write_cache(domain, made, event)
-            self.learner.log(event)
+            self.context.log(event)
             self.last_event = event
         return mix_real(made, self.settings.real_share)
 
@@ -117,7 +117,7 @@ class SelfDirectedPiece(Piece):
 
     # ---- the record of what was generated ------------------------------------------------------
     def _cache_path(self, domain) -> Path | None:
-        out_dir = getattr(self.learner, "out_dir", None)
+        out_dir = getattr(self.context, "out_dir", None)
         return Path(out_dir) / "generated" / f"{domain.name}.{self.name}.json" if out_dir else None
 
     def _write_cache(self, domain, made: list, event: dict) -> None:

@@ -38,18 +38,18 @@ def write_rehearsal(replay, current: str) -> list[tuple[str, object]]:
     """(domain, Example) rehearsal pairs for every domain seen before `current`; logs one self_teach event."""
     from lifelong.training import Example  # lazy: the loop imports the pieces
 
-    learner, options = replay.learner, replay.options
+    context, options = replay.context, replay.options
     started = time.perf_counter()
     earlier = [d for d in replay.seen_per_domain if d != current]
     if not earlier or options.synthetic <= 0:
         return []
-    out_dir = getattr(learner, "out_dir", None)
+    out_dir = getattr(context, "out_dir", None)
     path = Path(out_dir) / "generated" / f"{current}.replay.json" if out_dir else None
     if path is not None and path.is_file():  # a round run again trains on the same rehearsal
         data = json.loads(path.read_text(encoding="utf-8"))
-        learner.log({**data["event"], "cached": True})
+        context.log({**data["event"], "cached": True})
         return [(item["domain"], Example(text=item["text"], source="rehearsal")) for item in data["kept"]]
-    seed = learner.config.seed
+    seed = context.config.seed
     prompts, shown_by_domain = [], []
     for domain in earlier:
         texts = [e.text for d, e in replay.buffer if d == domain]
@@ -57,7 +57,7 @@ def write_rehearsal(replay, current: str) -> list[tuple[str, object]]:
         shown = rng.sample(texts, min(options.synthetic_examples, len(texts)))
         shown_by_domain.append(shown)
         prompts.append(rehearsal_prompt(options.synthetic_prompt, domain, shown))
-    generated = teacher_generator(learner).generate(prompts, PROMPT_NAME, n=options.synthetic,
+    generated = teacher_generator(context).generate(prompts, PROMPT_NAME, n=options.synthetic,
                                                    sample=options.synthetic > 1 or None,
                                                    sources=["\n".join(shown) for shown in shown_by_domain])
     pairs, kept_texts, kept_records = [], [], []
@@ -65,7 +65,7 @@ def write_rehearsal(replay, current: str) -> list[tuple[str, object]]:
     for domain, shown, records in zip(earlier, shown_by_domain, generated, strict=True):
         records: list[Generated]
         report = filters.filter_texts([r.text for r in records], [r.source for r in records],
-                                      learner.config.self_directed, real=shown)
+                                      context.config.self_directed, real=shown)
         totals["generated"] += len(records)
         for key, value in report.counts().items():
             totals[key] += value
@@ -73,11 +73,11 @@ def write_rehearsal(replay, current: str) -> list[tuple[str, object]]:
             pairs.append((domain, Example(text=records[i].text, source="rehearsal")))
             kept_texts.append(records[i].text)
             kept_records.append({"domain": domain, **records[i].to_dict()})
-    config = learner.config
+    config = context.config
     event = {"event": "self_teach", "domain": current, "piece": "replay", **totals, "gap_rate": None,
              **filters.diversity(kept_texts), "teacher": config.teacher or config.model,
              "rehearsed": earlier, "seconds": round(time.perf_counter() - started, 2)}
-    learner.log(event)
+    context.log(event)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         everything = [{"domain": d, **r.to_dict()} for d, rs in zip(earlier, generated, strict=True) for r in rs]
