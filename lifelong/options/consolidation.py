@@ -1,0 +1,30 @@
+"""Options of the `consolidation` piece (lifelong/pieces/consolidation.py):
+the `consolidation:` section of the run config."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from lifelong.options.base import Section
+
+
+class ConsolidationConfig(Section):
+    """The slow system: "sleep" distils the episode adapters into the base weights, then drops them."""
+
+    every: int = Field(3, ge=0, description="sleep after every `every` episodes; 0 = only on command")
+    lr: float = Field(1e-3, gt=0, le=1.0, description="learning rate of the consolidation adapter")
+    epochs: int = Field(2, ge=1, le=100)
+    batch_size: int = Field(8, ge=1, le=4096)
+    r: int = Field(16, ge=1, le=4096, description="rank of the consolidation adapter merged into the base")
+    lora_alpha: float = Field(32, gt=0)
+    xi: float = Field(0.9, gt=0, le=1, description="layer-wise LR decay of the consolidation adapter")
+    ewc_lambda: float = Field(100.0, ge=0, description="online EWC strength over the consolidation adapter")
+    replay_examples: int = Field(64, ge=0, description="old examples (core set + replay buffer) mixed in")
+    temperature: float = Field(1.0, gt=0, description="distillation temperature")
+    max_canary_drop: float = Field(0.05, ge=0, le=1, description="self-test: the canary may fall by at most this "
+                                   "fraction of its pre-sleep score")
+    min_transfer: float = Field(0.5, ge=0, le=1, description="self-test: share of the adapters' log-perplexity "
+                                "gain on the episodes' documents the base must keep")
+    min_answer_transfer: float = Field(0.5, ge=0, le=1, description="self-test: share of the adapters' "
+                                       "closed-book accuracy gain on the episodes' practice questions the base "
+                                       "must keep (not checked where the episodes have no practice questions)")

@@ -1,0 +1,20 @@
+"""Options of the `practice` piece (lifelong/pieces/practice.py):
+the `practice:` section of the run config."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from lifelong.options.base import Section
+
+
+class PracticeConfig(Section):
+    """Rule-made practice from documents (lifelong/pieces/practice.py)."""
+
+    questions: bool = Field(True, description="wh-questions: a number, name or colour of a sentence asked for")
+    cloze: bool = Field(True, description="cloze deletions: 'Fill in the blank: ... ___ ...' for the same spans")
+    restatements: bool = Field(True, description="'X is Y.' also as the question 'What is X?' and the text "
+                               "'Y is X.' (both directions of recall)")
+    max_answer_words: int = Field(6, ge=1, le=100, description="drop items whose answer is longer")
+    max_per_document: int = Field(40, ge=1, le=10000, description="practice questions kept per document")
+    repeats: int = Field(1, ge=1, le=100, description="times each practice item appears in a round's examples")
