@@ -12,40 +12,11 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from lifelong import report_html as h
 from lifelong.diagnostics.report import why_section
 from lifelong.errors import InputError
 from lifelong.files import write_atomic
 from lifelong.report_html import CSS, PLOT_CONFIG  # noqa: F401  (their old home)
-from lifelong.report_html import (
-    bars_fig as _bars_fig,
-)
-from lifelong.report_html import (  # the names this module always used
-    esc as _esc,
-)
-from lifelong.report_html import (
-    fmt as _fmt,
-)
-from lifelong.report_html import (
-    layout as _layout,
-)
-from lifelong.report_html import (
-    lines_fig as _lines_fig,
-)
-from lifelong.report_html import (
-    num as _num,
-)
-from lifelong.report_html import (
-    page as _page,
-)
-from lifelong.report_html import (
-    plot_div as _plot_div,
-)
-from lifelong.report_html import (
-    table as _table,
-)
-from lifelong.report_html import (
-    xy_lines_fig as _xy_lines_fig,
-)
 from lifelong.selftest.dashboard import dashboard_section
 
 # (key in results.json -> metrics, label from DESIGN §3)
@@ -69,8 +40,8 @@ def _fmt_metric(value: Any, domains: list[str]) -> str:
     """One metric value as text; per-domain lists become 'domain: value' pairs."""
     if isinstance(value, list):
         names = domains + [f"#{i + 1}" for i in range(len(domains), len(value))]
-        return ", ".join(f"{name}: {_fmt(v)}" for name, v in zip(names, value, strict=False)) or "n/a"
-    return _fmt(value)
+        return ", ".join(f"{name}: {h.fmt(v)}" for name, v in zip(names, value, strict=False)) or "n/a"
+    return h.fmt(value)
 
 
 def _domains(results: dict) -> list[str]:
@@ -83,7 +54,7 @@ def _matrix(results: dict) -> list[list[float | None]]:
     rows = results.get("accuracy_matrix") or []
     out = []
     for row in rows:
-        cells = [_num(v) for v in (row or [])][:width]
+        cells = [h.num(v) for v in (row or [])][:width]
         out.append(cells + [None] * (width - len(cells)))
     return out
 
@@ -104,7 +75,7 @@ def _canary(results: dict) -> list[float | None] | None:
     canary = results.get("canary")
     if not isinstance(canary, list):
         return None
-    values = [_num(v) for v in canary]
+    values = [h.num(v) for v in canary]
     return values if any(v is not None for v in values) else None
 
 
@@ -131,7 +102,7 @@ def _heatmap_fig(results: dict, title: str) -> go.Figure:
     ))
     fig.update_yaxes(autorange="reversed", title="model state")
     fig.update_xaxes(side="top")
-    return _layout(fig, f"{title} (columns: domain evaluated)", height=max(260, 130 + 50 * len(matrix)),
+    return h.layout(fig, f"{title} (columns: domain evaluated)", height=max(260, 130 + 50 * len(matrix)),
                    margin={"l": 110, "r": 30, "t": 100, "b": 20})
 
 
@@ -140,9 +111,9 @@ def _heatmap_fig(results: dict, title: str) -> go.Figure:
 
 def _metrics_table(results: dict) -> str:
     metrics, domains = results.get("metrics") or {}, _domains(results)
-    rows = [[_esc(label), f"<code>{_esc(key)}</code>", _esc(_fmt_metric(metrics.get(key), domains))]
+    rows = [[h.esc(label), f"<code>{h.esc(key)}</code>", h.esc(_fmt_metric(metrics.get(key), domains))]
             for key, label in METRICS]
-    return _table(["metric", "key", "value"], rows, numeric_from=2)
+    return h.table(["metric", "key", "value"], rows, numeric_from=2)
 
 
 def _header(results: dict) -> str:
@@ -152,8 +123,8 @@ def _header(results: dict) -> str:
              ("seed", results.get("seed", config.get("seed")))]
     timing = results.get("timing")
     if isinstance(timing, dict):
-        items += [(f"time: {k}", _fmt(v)) for k, v in timing.items() if not isinstance(v, (dict, list))]
-    meta = "<br>".join(f"<b>{_esc(k)}</b>: {_esc(v)}" for k, v in items if v not in (None, ""))
+        items += [(f"time: {k}", h.fmt(v)) for k, v in timing.items() if not isinstance(v, (dict, list))]
+    meta = "<br>".join(f"<b>{h.esc(k)}</b>: {h.esc(v)}" for k, v in items if v not in (None, ""))
     return f"<h1>lifelong run report</h1><p class=\"meta\">{meta}</p>"
 
 
@@ -162,9 +133,9 @@ def _canary_section(results: dict) -> str:
     if canary is None:
         return '<h2>Canary (general ability)</h2><p class="note">This stream has no canary.</p>'
     labels = _row_labels(_domains(results), len(canary))
-    fig = _lines_fig(labels, {"canary": canary}, "Canary score over the stream", "model state",
+    fig = h.lines_fig(labels, {"canary": canary}, "Canary score over the stream", "model state",
                      "score", yrange=[0, 1.05])
-    return "<h2>Canary (general ability)</h2>" + _plot_div(fig, "canary", "plot-canary")
+    return "<h2>Canary (general ability)</h2>" + h.plot_div(fig, "canary", "plot-canary")
 
 
 def _train_series(log_records: list[dict]) -> dict[str, tuple[list, list]]:
@@ -172,10 +143,10 @@ def _train_series(log_records: list[dict]) -> dict[str, tuple[list, list]]:
     series: dict[str, tuple[list, list]] = {}
     offset, prev = 0.0, None
     for rec in log_records:
-        loss = _num(rec.get("loss"))
+        loss = h.num(rec.get("loss"))
         if rec.get("event") != "train" or loss is None:
             continue
-        step = _num(rec.get("step"))
+        step = h.num(rec.get("step"))
         step = (prev or 0.0) + 1 if step is None else step
         if prev is not None and step < prev:
             offset += prev
@@ -190,8 +161,8 @@ def _loss_section(log_records: list[dict]) -> str:
     series = _train_series(log_records)
     if not series:
         return '<h2>Training loss</h2><p class="note">No training points in log.jsonl.</p>'
-    fig = _xy_lines_fig(series, "Training loss", "optimizer step", "loss")
-    return "<h2>Training loss</h2>" + _plot_div(fig, "loss", "plot-loss")
+    fig = h.xy_lines_fig(series, "Training loss", "optimizer step", "loss")
+    return "<h2>Training loss</h2>" + h.plot_div(fig, "loss", "plot-loss")
 
 
 def _events_section(log_records: list[dict]) -> str:
@@ -199,8 +170,8 @@ def _events_section(log_records: list[dict]) -> str:
     if not events:
         return ""
     keys = ["event"] + sorted({k for r in events for k in r} - {"event"})
-    rows = [[_esc(_fmt(r.get(k, ""))) for k in keys] for r in events]
-    return "<h2>Events</h2>" + _table(keys, rows, numeric_from=len(keys))
+    rows = [[h.esc(h.fmt(r.get(k, ""))) for k in keys] for r in events]
+    return "<h2>Events</h2>" + h.table(keys, rows, numeric_from=len(keys))
 
 
 RESTEM_COLUMNS = ["mean_score", "best_score", "baseline_score", "candidate_spread", "repeat_spread",
@@ -216,25 +187,25 @@ def _restem_section(log_records: list[dict], condition: str = "") -> str:
         return ""
     suffix = f"-{condition}" if condition else ""
     labels = [f"{r.get('domain', '')} r{r.get('round', i + 1)}" for i, r in enumerate(rounds)]
-    scores = _lines_fig(labels, {name: [_num(r.get(key)) for r in rounds] for name, key in (
+    scores = h.lines_fig(labels, {name: [h.num(r.get(key)) for r in rounds] for name, key in (
         ("mean candidate", "mean_score"), ("best candidate", "best_score"), ("no notes", "baseline_score"))},
         "Quiz score of candidate notes per ReSTEM round", "domain, round", "score", yrange=[0, 1.05])
-    likelihoods = _lines_fig(labels, {name: [_num(r.get(key)) for r in rounds] for name, key in (
+    likelihoods = h.lines_fig(labels, {name: [h.num(r.get(key)) for r in rounds] for name, key in (
         ("mean candidate", "mean_likelihood"), ("best candidate", "best_likelihood"),
         ("no notes", "baseline_likelihood"))},
         "Mean log-probability of the quiz answers per ReSTEM round (the graded reward)", "domain, round",
         "log-probability per answer token")
-    spreads = _lines_fig(labels, {name: [_num(r.get(key)) for r in rounds] for name, key in (
+    spreads = h.lines_fig(labels, {name: [h.num(r.get(key)) for r in rounds] for name, key in (
         ("between candidates (score)", "candidate_spread"), ("same candidate, other seeds (score)", "repeat_spread"),
         ("between candidates (log-lik.)", "candidate_spread_likelihood"),
         ("same candidate, other seeds (log-lik.)", "repeat_spread_likelihood"))},
         "Reward spread: candidates against repeated evaluations (noise)", "domain, round", "standard deviation")
-    rows = [[_esc(label)] + [_esc(_fmt(r.get(key))) for key in RESTEM_COLUMNS] for label, r in zip(labels, rounds,
+    rows = [[h.esc(label)] + [h.esc(h.fmt(r.get(key))) for key in RESTEM_COLUMNS] for label, r in zip(labels, rounds,
                                                                                                    strict=True)]
-    heading = f"ReSTEM rounds (study notes){f': condition {_esc(condition)}' if condition else ''}"
-    return (f"<h2>{heading}</h2>" + _plot_div(scores, "restem", f"plot-restem-scores{suffix}")
-            + _plot_div(likelihoods, "restem", f"plot-restem-likelihood{suffix}")
-            + _plot_div(spreads, "restem", f"plot-restem-spread{suffix}") + _table(["round"] + RESTEM_COLUMNS, rows))
+    heading = f"ReSTEM rounds (study notes){f': condition {h.esc(condition)}' if condition else ''}"
+    return (f"<h2>{heading}</h2>" + h.plot_div(scores, "restem", f"plot-restem-scores{suffix}")
+            + h.plot_div(likelihoods, "restem", f"plot-restem-likelihood{suffix}")
+            + h.plot_div(spreads, "restem", f"plot-restem-spread{suffix}") + h.table(["round"] + RESTEM_COLUMNS, rows))
 
 
 def _prompts_section(results: dict) -> str:
@@ -244,7 +215,7 @@ def _prompts_section(results: dict) -> str:
     if not isinstance(prompts, dict):
         prompts = {"prompt": prompts}
     blocks = "".join(
-        f"<h3>{_esc(name)}</h3><pre>{_esc(t if isinstance(t, str) else json.dumps(t, indent=2))}</pre>"
+        f"<h3>{h.esc(name)}</h3><pre>{h.esc(t if isinstance(t, str) else json.dumps(t, indent=2))}</pre>"
         for name, t in prompts.items()
     )
     return "<h2>Scoring prompts</h2>" + blocks
@@ -255,15 +226,15 @@ def _config_section(results: dict) -> str:
     if not config:
         return ""
     text = json.dumps(config, indent=2, sort_keys=True, default=str)
-    return f"<h2>Config</h2><details><summary>resolved config</summary><pre>{_esc(text)}</pre></details>"
+    return f"<h2>Config</h2><details><summary>resolved config</summary><pre>{h.esc(text)}</pre></details>"
 
 
 def _curves_section(results: dict) -> str:
     domains, matrix = _domains(results), _matrix(results)
     series = {d: [row[j] for row in matrix] for j, d in enumerate(domains)}
-    fig = _lines_fig(_row_labels(domains, len(matrix)), series, "Per-domain score over the stream",
+    fig = h.lines_fig(_row_labels(domains, len(matrix)), series, "Per-domain score over the stream",
                      "model state", "score", yrange=[0, 1.05])
-    return "<h2>Per-domain scores over the stream</h2>" + _plot_div(fig, "curves", "plot-curves")
+    return "<h2>Per-domain scores over the stream</h2>" + h.plot_div(fig, "curves", "plot-curves")
 
 
 # ---------------------------------------------------------------- public API
@@ -275,7 +246,7 @@ def _exam_section(results: dict) -> str:
     if not exams:
         return ""
     fig = _heatmap_fig({**results, "accuracy_matrix": exams}, "Exam scores (second score; blank: no exam)")
-    return "<h2>Exam questions</h2>" + _plot_div(fig, "heatmap", "plot-exam-heatmap")
+    return "<h2>Exam questions</h2>" + h.plot_div(fig, "heatmap", "plot-exam-heatmap")
 
 
 def _dashboard_section(records: list[dict]) -> str:
@@ -293,7 +264,7 @@ def _why_section(results: dict, records: list[dict]) -> str:
 def render_run_report(results: dict, log_records: list[dict]) -> str:
     """The full HTML page for one run (results.json contents + log.jsonl records)."""
     records = [r for r in log_records or [] if isinstance(r, dict)]
-    heat = _plot_div(_heatmap_fig(results, "Accuracy matrix"), "heatmap", "plot-heatmap")
+    heat = h.plot_div(_heatmap_fig(results, "Accuracy matrix"), "heatmap", "plot-heatmap")
     body = "\n".join([
         _header(results),
         "<h2>Metrics</h2>" + _metrics_table(results),
@@ -310,7 +281,7 @@ def render_run_report(results: dict, log_records: list[dict]) -> str:
         _config_section(results),
     ])
     title = f"lifelong run: {results.get('model', '?')} / condition {results.get('condition', '?')}"
-    return _page(title, body)
+    return h.page(title, body)
 
 
 def _compare_metrics_table(compare: dict[str, dict]) -> str:
@@ -318,15 +289,15 @@ def _compare_metrics_table(compare: dict[str, dict]) -> str:
     rows = []
     for key, label in METRICS:
         cells = [_fmt_metric((res.get("metrics") or {}).get(key), _domains(res)) for res in compare.values()]
-        rows.append([_esc(label)] + [_esc(c) for c in cells])
-    return _table(["metric"] + [_esc(n) for n in names], rows)
+        rows.append([h.esc(label)] + [h.esc(c) for c in cells])
+    return h.table(["metric"] + [h.esc(n) for n in names], rows)
 
 
 def _compare_charts(compare: dict[str, dict]) -> str:
     labels = dict(METRICS)
-    groups = {name: [_num((res.get("metrics") or {}).get(k)) for k in COMPARE_CHART_METRICS]
+    groups = {name: [h.num((res.get("metrics") or {}).get(k)) for k in COMPARE_CHART_METRICS]
               for name, res in compare.items()}
-    summary = _bars_fig([labels[k] for k in COMPARE_CHART_METRICS], groups, "Key metrics by condition",
+    summary = h.bars_fig([labels[k] for k in COMPARE_CHART_METRICS], groups, "Key metrics by condition",
                         "value")
     domains = list(dict.fromkeys(d for res in compare.values() for d in _domains(res)))
     finals = {}
@@ -334,10 +305,10 @@ def _compare_charts(compare: dict[str, dict]) -> str:
         label, row = _final_scores(res)
         scores = dict(zip(_domains(res), row, strict=True))
         finals[f"{name} ({label})"] = [scores.get(d) for d in domains]
-    per_domain = _bars_fig(domains, finals, "Final score per domain, by condition", "score")
+    per_domain = h.bars_fig(domains, finals, "Final score per domain, by condition", "score")
     return (
-        "<h2>Key metrics</h2>" + _plot_div(summary, "bars", "plot-compare-metrics")
-        + "<h2>Final per-domain scores</h2>" + _plot_div(per_domain, "bars", "plot-compare-domains")
+        "<h2>Key metrics</h2>" + h.plot_div(summary, "bars", "plot-compare-metrics")
+        + "<h2>Final per-domain scores</h2>" + h.plot_div(per_domain, "bars", "plot-compare-domains")
     )
 
 
@@ -346,10 +317,10 @@ def render_compare_report(compare: dict[str, dict], logs: dict[str, list[dict]] 
     (condition -> its log.jsonl records, where the runs sit in subfolders) adds links to each run's own
     report and the ReSTEM rounds of the conditions that have them."""
     models = sorted({str(r.get("model")) for r in compare.values() if r.get("model")})
-    meta = (f"<b>model</b>: {_esc(', '.join(models) or 'n/a')}<br>"
-            f"<b>conditions</b>: {_esc(', '.join(compare))}")
+    meta = (f"<b>model</b>: {h.esc(', '.join(models) or 'n/a')}<br>"
+            f"<b>conditions</b>: {h.esc(', '.join(compare))}")
     heatmaps = "".join(
-        _plot_div(_heatmap_fig(res, f"Accuracy matrix: {name}"), "heatmap", f"plot-heatmap-{i}")
+        h.plot_div(_heatmap_fig(res, f"Accuracy matrix: {name}"), "heatmap", f"plot-heatmap-{i}")
         for i, (name, res) in enumerate(compare.items())
     )
     body = "\n".join([
@@ -359,11 +330,11 @@ def render_compare_report(compare: dict[str, dict], logs: dict[str, list[dict]] 
         "<h2>Accuracy matrices</h2>" + heatmaps,
         _runs_section(logs) if logs else "",
     ])
-    return _page("lifelong comparison: " + ", ".join(compare), body)
+    return h.page("lifelong comparison: " + ", ".join(compare), body)
 
 
 def _runs_section(logs: dict[str, list[dict]]) -> str:
-    links = " · ".join(f'<a href="{_esc(name)}/report.html">{_esc(name)}</a>' for name in logs)
+    links = " · ".join(f'<a href="{h.esc(name)}/report.html">{h.esc(name)}</a>' for name in logs)
     restem = "".join(_restem_section(records, name) for name, records in logs.items())
     return f"<h2>Each condition's own report</h2><p>{links}</p>" + restem
 
