@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, str, tuple[str, ...]]] = [
     ("learner", "the model, its tokenizer and its pieces; one learning round",
      ("lifelong.learner",)),
     ("report", "report.html from a run's files (html helpers, the sections, the dashboards)",
-     ("lifelong.html", "lifelong.report", "lifelong.report_*", "lifelong.diagnostics.report",
+     ("lifelong.report_html", "lifelong.report", "lifelong.diagnostics.report",
       "lifelong.selftest.dashboard")),
     ("run", "a run over a stream, `learn` sessions, `eval`, `compare`, the stream's defaults",
      ("lifelong.stream_defaults", "lifelong.experiment", "lifelong.learn", "lifelong.evaluate", "lifelong.compare")),
@@ -194,10 +194,10 @@ def unplaced(graph: dict[str, dict[str, int]]) -> list[str]:
 
 def table_markdown() -> str:
     """LAYERS as the markdown table docs/architecture.md holds (top layer first)."""
-    rows = ["| layer | what | modules | may import |", "|---|---|---|---|"]
+    rows = ["| layer | holds | modules (under `lifelong.`) | may import |", "|---|---|---|---|"]
     for index in range(len(LAYERS) - 1, -1, -1):
         name, what, patterns = LAYERS[index]
-        below = ", ".join(LAYERS[i][0] for i in range(index - 1, -1, -1)) or "-"
-        shown = ", ".join(f"`{p.removeprefix('lifelong.') if p != 'lifelong' else 'lifelong'}`" for p in patterns)
-        rows.append(f"| {index} {name} | {what} | {shown} | itself{', ' + below if index else ''} |")
+        below = {0: "", 1: ", layer 0"}.get(index, f", layers 0-{index - 1}")
+        shown = ", ".join(f"`{p.removeprefix('lifelong.') if p != 'lifelong' else '__init__'}`" for p in patterns)
+        rows.append(f"| {index} {name} | {what} | {shown} | its own{below} |")
     return "\n".join(rows)
