@@ -41,24 +41,23 @@ their difference).
 from __future__ import annotations
 
 import copy
-import random
 import time
 from pathlib import Path
 
 import torch
 
-from lifelong.config import EwcConfig, SelfTestConfig
+from lifelong.config import SelfTestConfig
 from lifelong.data.records import Domain
 from lifelong.errors import ConfigError
 from lifelong.pieces.base import Piece
 from lifelong.pieces.ewc import Ewc
+from lifelong.pieces.self_test_repair import Repairs
 from lifelong.selftest import regression
 from lifelong.selftest.lmeval_tasks import load_lmeval_tasks
+from lifelong.selftest.material import CANARY, _rounded, _why, snapshot, stored_examples  # noqa: F401  (old home)
 
-CANARY = "canary"
 
-
-class SelfTest(Piece):
+class SelfTest(Repairs, Piece):
     """Canary checks during the round; canary + diagnostic suite after it; repair, then rollback."""
 
     name = "self_test"
@@ -298,145 +297,6 @@ class SelfTest(Piece):
             return list(suite)
         return [CANARY]
 
-    # ---- repair and rollback ---------------------------------------------------------------------
-    def _repair(self, domain: Domain, suite: dict[str, Domain], names: list[str], regressed: dict,
-                attempt: int) -> tuple[dict | None, dict, object]:
-        """One repair round: its scores (None: nothing to repair with), what is still regressed, its RoundStats."""
-        o = self.options.repair
-        started = time.perf_counter()
-        stored = self.stored_examples(list(regressed), suite)
-        if not stored:  # nothing of theirs to replay and nothing to estimate their Fisher on
-            self._decide({"event": "repair", "round": self._round, "attempt": attempt,
-                          "capabilities": sorted(regressed), "result": "skipped: no stored examples",
-                          "note": "no documents or split=train items for these capabilities, and no core set"})
-            return None, regressed, None
-        if o.start == "snapshot":
-            self._restore_weights()
-        self._restore_pieces()
-        lam = o.ewc_lambda * o.ewc_growth ** (attempt - 1)
-        extra = self._targeted_replay(domain, stored, attempt)
-        self._repair_ewc = self._ewc(stored, lam) if lam > 0 else None
-        self._repairing = True
-        config = self.learner.config
-        lr = config.training.lr
-        try:
-            if o.lr_factor != 1.0:
-                config.training.lr = lr * o.lr_factor
-            stats = self.learner.run_round(domain, seed=config.seed * 1000 + 7919 * attempt + self._round,
-                                           extra=extra, epochs=o.epochs)
-        finally:
-            config.training.lr = lr
-            self._repairing, self._repair_ewc = False, None
-        scores = self.score(names, suite)
-        still = self.regressions(scores, exclude=domain.name)
-        self._decide({"event": "repair", "round": self._round, "attempt": attempt, "capabilities": sorted(regressed),
-                      "start": o.start, "replay_examples": len(extra), "stored_examples": len(stored),
-                      "ewc_lambda": lam, "lr": lr * o.lr_factor, "steps": stats.steps,
-                      "stopped_early": stats.stopped_early, "scores": _rounded(scores),
-                      "result": "still regressed" if still else "repaired", "still_regressed": sorted(still),
-                      "seconds": round(time.perf_counter() - started, 2)})
-        return scores, still, stats
-
-    def _return_to(self, state: dict) -> dict:
-        """Back to a state saved after the round (weights and the pieces' state); returns its scores."""
-        self._model().load_state_dict(state["weights"])
-        for piece in self.learner.pieces:
-            if piece is not self and piece.name in state["pieces"]:
-                piece.load_state_dict(copy.deepcopy(state["pieces"][piece.name]))
-        return state["scores"]
-
-    def _give_up(self, domain: Domain, scores: dict, regressed: dict, round_good) -> dict:
-        """Roll back to the last good state: the round's last canary check that passed, else the round's start."""
-        why = _why(regressed)
-        if not self.options.rollback:
-            self._decide({"event": "selftest_kept", "round": self._round, "domain": domain.name,
-                          "capabilities": sorted(regressed), "why": why,
-                          "note": "self_test.rollback is false: the regressed round is kept"})
-            return scores
-        suite = self.capabilities(upto=domain.name)
-        if round_good is not None:
-            step, weights = round_good
-            self._restore_pieces()
-            self._model().load_state_dict(weights)
-            self.learner.examples(domain)  # the pieces see the round's examples again, then finish the round
-            for piece in self.learner.pieces:
-                if piece is not self:
-                    piece.after_round(domain)
-            rescored = self.score(list(scores), suite)
-            still = self.regressions(rescored, exclude=domain.name)
-            self._decide({"event": "rollback", "round": self._round, "domain": domain.name,
-                          "capabilities": sorted(regressed), "to": f"step {step} of the round (the last canary check "
-                          "that passed)", "step": step, "why": why, "scores": _rounded(rescored),
-                          "result": "still regressed" if still else "kept", "still_regressed": sorted(still)})
-            if not still:
-                return rescored
-            why = _why(still)
-        self._restore_weights()
-        self._restore_pieces()
-        self._decide({"event": "rollback", "round": self._round, "domain": domain.name,
-                      "capabilities": sorted(regressed), "to": "the round's start", "step": 0, "why": why})
-        return self.score(list(scores), suite)  # one check that the round's start scores what it did
-
-    def _restore_weights(self) -> None:
-        self._model().load_state_dict(self._snapshot)
-
-    def _restore_pieces(self) -> None:
-        for piece in self.learner.pieces:
-            if piece is not self and piece.name in self._pieces_snapshot:
-                piece.load_state_dict(copy.deepcopy(self._pieces_snapshot[piece.name]))
-
-    def _others_state(self) -> dict:
-        return {piece.name: piece.state_dict() for piece in self.learner.pieces if piece is not self}
-
-    def stored_examples(self, names: list[str], suite: dict[str, Domain]) -> list:
-        """Training material for the regressed capabilities: documents and split=train items, never eval items.
-
-        The canary's material is the stream's core set (general text and questions); a capability
-        with none of its own falls back to the core set too.
-        """
-        examples, core = [], getattr(self.learner, "core", None)
-        for name in names:
-            own = [] if name == CANARY else stored_examples(suite[name], self.learner.config.evaluation.prompt)
-            if not own and core is not None:
-                own = stored_examples(core, self.learner.config.evaluation.prompt)
-            examples += own
-        return list(dict.fromkeys(examples))
-
-    def _targeted_replay(self, domain: Domain, stored: list, attempt: int) -> list:
-        """replay_ratio / (1 - replay_ratio) stored examples per example of the round, cycled in a seeded order."""
-        ratio = self.options.repair.replay_ratio
-        if not stored or ratio <= 0:
-            return []
-        from lifelong.examples import plain_examples
-
-        n_round = len(plain_examples(domain, self.learner.config.evaluation.prompt,
-                                     self.learner.config.training.train_questions))
-        want = max(1, round(ratio / (1 - ratio) * n_round))
-        rng = random.Random(f"self-test-{self.learner.config.seed}-{self._round}-{attempt}")
-        out = []
-        while len(out) < want:
-            cycle = list(stored)
-            rng.shuffle(cycle)
-            out += cycle[:want - len(out)]
-        return out
-
-    def _ewc(self, stored: list, lam: float) -> Ewc:
-        """An EWC penalty on the regressed material: Fisher at the current weights, anchored at the round's start."""
-        ewc = Ewc(EwcConfig(ewc_lambda=lam, fisher_samples=self.options.repair.fisher_samples))
-        ewc.learner = self.learner
-        rng = random.Random(f"self-test-fisher-{self.learner.config.seed}-{self._round}")
-        sample = rng.sample(stored, min(len(stored), self.options.repair.fisher_samples))
-        model = self.learner.model
-        ewc.fisher = ewc.estimate_fisher(model, sample)
-        ewc.anchor = {name: self._snapshot[name].clone() for name in ewc.fisher if name in self._snapshot}
-        ewc.fisher = {name: f for name, f in ewc.fisher.items() if name in ewc.anchor}
-        return ewc
-
-    def penalty(self, model: torch.nn.Module) -> torch.Tensor | None:
-        if self._repairing and self._repair_ewc is not None:
-            return self._repair_ewc.penalty(model)
-        return None
-
     # ---- bookkeeping ------------------------------------------------------------------------------
     def _accept(self, name: str, now: dict, round_: int) -> None:
         entry = {"round": round_, "score": now["score"], "items": now["items"]}
@@ -458,36 +318,3 @@ class SelfTest(Piece):
         self.history = copy.deepcopy(state.get("history", {}))
         self.learned = list(state.get("learned", []))
         self.decisions = copy.deepcopy(state.get("decisions", []))
-
-
-def stored_examples(domain: Domain, prompt) -> list:
-    """A domain's training material as examples: documents, and split=train questions (mc: the right choice)."""
-    from lifelong.examples import question_example
-    from lifelong.training import Example  # lazy: the loop imports the pieces
-
-    examples = [Example(text=doc.text, source="document") for doc in domain.documents]
-    return examples + [example for item in domain.train_items
-                       if (example := question_example(item, prompt)) is not None]
-
-
-def _why(regressed: dict) -> dict:
-    """Per capability: its score before and after, and the reasons (drop and/or trend), for the log."""
-    return {name: {"before": detail.get("before"), "after": detail.get("after"),
-                   "reason": "; ".join(part["reason"] for key in ("drop", "trend") if (part := detail.get(key)))}
-            for name, detail in regressed.items()}
-
-
-def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A CPU copy of the model's state dict; tensors that share storage (tied embeddings) are copied once."""
-    copies: dict[tuple, torch.Tensor] = {}
-    out = {}
-    for name, tensor in model.state_dict().items():
-        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape), tensor.dtype)
-        if key not in copies:
-            copies[key] = tensor.detach().to("cpu", copy=True)
-        out[name] = copies[key]
-    return out
-
-
-def _rounded(scores: dict[str, dict]) -> dict[str, dict]:
-    return {name: {"score": round(s["score"], 4), "items": s["items"]} for name, s in scores.items()}
