@@ -244,7 +244,7 @@ class FastAdapters(Piece):
         return names
 
     def _set_background(self) -> None:
-        core = getattr(self.context, "core", None)  # set by the Experiment / `lifelong learn` after attach
+        core = getattr(self.context, "core", None)  # the run's core set (None outside a run)
         if core is not None and core is not self._background:  # without one, the saved background stays
             self._background = core
             self.router.set_background([d.text for d in core.documents] + [q.question for q in core.items])
