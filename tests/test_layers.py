@@ -41,3 +41,30 @@ def test_the_check_sees_lazy_and_type_checking_imports(tmp_path):
         "lifelong.errors (foundation) -> lifelong.learner (learner), line 2",
         "lifelong.pieces.base (training) -> lifelong.learner (learner), line 3",
     ]
+
+
+def test_package_inits_load_nothing_above_their_lowest_module():
+    """Importing a.b.c runs a/__init__.py and a/b/__init__.py first. Were a package's __init__ to import, at
+    load, a module above the lowest of its own submodules, importing that submodule would drag the higher
+    module in (a circle at run time that the graph above does not show: lifelong.pieces.base -> every piece
+    -> the training loop -> lifelong.pieces.base)."""
+    import ast
+
+    known = layers.modules()
+    graph = layers.import_graph()
+    loading = []
+    for package, path in known.items():
+        if path.name != "__init__.py":
+            continue
+        members = [m for m in known if m.startswith(package + ".")]
+        if not members:
+            continue
+        lowest = min(layers.layer_of(m) for m in members)
+        at_load = set()
+        for node in ast.parse(path.read_text()).body:  # module level only: imports in functions run later
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                line = node.lineno
+                at_load |= {target for target, first in graph[package].items() if first == line}
+        loading += [f"{package} loads {target} at import" for target in sorted(at_load)
+                    if layers.layer_of(target) > lowest]
+    assert loading == []
