@@ -205,6 +205,11 @@ class DistillConfig(Section):
     examples: int = Field(256, ge=1, description="core examples whose predictions are kept")
     top_k: int = Field(32, ge=1, le=4096, description="most likely next tokens kept per position")
     max_length: int = Field(128, ge=8, le=32768, description="tokens per distilled example")
+    focus: Literal["all", "answers"] = Field("all", description="all: every position of the core examples as "
+                                             "trained, pooled; answers: a core question in the evaluation's "
+                                             "prompt, at the positions that predict its answer only, a document "
+                                             "at every position, every example weighing the same (it kept less "
+                                             "of the canary: docs/documents_only.md)")
 
 
 class SelfDirectedConfig(Section):
@@ -409,6 +414,14 @@ class SelfTestRepairConfig(Section):
     epochs: int | None = Field(None, ge=1, le=1000, description="epochs of a repair round over the round's "
                                "examples plus the targeted replay; null = training.epochs")
     lr_factor: float = Field(0.5, gt=0, le=1, description="the repair round trains at training.lr times this")
+    mode: Literal["retrain", "recover"] = Field("retrain", description="retrain: the round is trained again with "
+                                                "the targeted replay mixed in (`start`); recover: from the "
+                                                "regressed weights, train on the regressed capabilities' stored "
+                                                "examples alone, checking them every `check_every` steps, until "
+                                                "they pass or `recover_steps` steps are done")
+    recover_steps: int = Field(40, ge=1, le=100000, description="recover: most optimizer steps of one attempt")
+    check_every: int = Field(5, ge=1, description="recover: optimizer steps between checks of the regressed "
+                             "capabilities")
 
 
 class SelfTestConfig(Section):
@@ -447,6 +460,9 @@ class GeneralConfig(Section):
                          "candidates its base model answers right (selected once per model and cached)")
     canary_size: int = Field(120, ge=1, le=10000, description="items in that canary (fewer when the model "
                              "answers fewer candidates right)")
+    canary_min_prob: float = Field(0.5, ge=0, lt=1, description="a candidate joins the canary only when the base "
+                                   "model gives its answer's tokens at least this geometric-mean probability; "
+                                   "0 = any right answer, however narrow (docs/documents_only.md)")
 
 
 class RunConfig(Section):

@@ -54,13 +54,15 @@ def complete_stream(stream: Stream, config: RunConfig, model, evaluator) -> tupl
 
 
 def _canary(general_set: general.GeneralSet, config: RunConfig, model, evaluator):
-    scoring = {**prompts.describe(config.evaluation.prompt), "max_new_tokens": config.evaluation.max_new_tokens}
+    min_prob = config.general.canary_min_prob
+    scoring = {**prompts.describe(config.evaluation.prompt), "max_new_tokens": config.evaluation.max_new_tokens,
+               **({"min_prob": min_prob} if min_prob else {})}
     revision = model_revision(model)
     key = general.canary_key(config.model, revision, general_set.candidates_sha256, scoring,
                              config.general.canary_size, CANARY_SEED)
 
     def is_correct(items):
-        return list(evaluator.score_items(model, items, desc="canary selection").correct)
+        return evaluator.knows(model, items, min_prob, desc="canary selection")
 
     canary, info = general.canary_for(general_set, key, is_correct, config.general.canary_size, CANARY_SEED,
                                       meta={"model": config.model, "revision": revision})
