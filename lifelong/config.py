@@ -130,6 +130,10 @@ class GeneralConfig(Section):
                          "candidates its base model answers right (selected once per model and cached)")
     canary_size: int = Field(120, ge=1, le=10000, description="items in that canary (fewer when the model "
                              "answers fewer candidates right)")
+    canary_min_prob: float = Field(0.5, ge=0, lt=1, description="a candidate joins the canary only when the base "
+                                   "model gives its answer's tokens at least this geometric-mean probability; "
+                                   "0 = any right answer, however narrow (docs/documents_only.md)")
+
 
 
 class RunConfig(Section):

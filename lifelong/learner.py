@@ -35,7 +35,8 @@ class Learner:
                                                  gradient_accumulation_steps=config.training.grad_accum)
         self.context = PieceContext(
             model=model, tokenizer=tokenizer, config=config, accelerator=accelerator, log=log, pieces=self.pieces,
-            examples=self.examples, run_round=self.run_round, core=core, stream=stream, evaluator=evaluator,
+            examples=self.examples, run_round=self.run_round, train_on=self.train_on, core=core, stream=stream,
+            evaluator=evaluator,
             out_dir=out_dir if accelerator.is_main_process else None)
         self.loop = TrainingLoop(config.training, accelerator, log, progress=config.evaluation.progress)
         for piece in self.pieces:
@@ -160,6 +161,15 @@ class Learner:
         for piece in self.pieces:
             piece.after_round(domain)
         return stats
+
+    def train_on(self, examples: Sequence[Example], seed: int, name: str, steps: int) -> RoundStats:
+        """At most `steps` optimizer steps on `examples` alone, every piece's loop hooks on (penalties, step
+        checks); no before_round, after_round or review (the self-test's recovery)."""
+        try:
+            return self.loop.run(self.model, self.tokenizer, examples, self.param_groups(), self.pieces,
+                                 seed=seed, domain=name, steps=steps, final_point=False)
+        finally:
+            self.model = self.accelerator.unwrap_model(self.model)
 
     def learn_reference(self, domain: Domain, seed: int, steps: int) -> RoundStats:
         """A reference round for self_teaching_quality: exactly `steps` optimizer steps on the domain's own

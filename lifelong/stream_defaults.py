@@ -3,9 +3,11 @@
 A user's stream is usually a folder of documents: no core set to replay, no canary to watch. With
 the default config (`general.core`, `general.canary`) such a stream gets
 - the general core as its core set, so replay and the self-test's repairs always have material;
-- a canary: the general candidates that the run's base model answers right before any training,
-  `general.canary_size` of them, selected once per model and cached (key: model id, weights
-  revision, candidate set, scoring prompt), so a second run reads them back.
+- a canary: the general candidates that the run's base model knows before any training (answers
+  right, with its answer's tokens at a geometric-mean probability of at least
+  `general.canary_min_prob`), `general.canary_size` of them, selected once per model and cached
+  (key: model id, weights revision, candidate set, scoring prompt and margin), so a second run
+  reads them back. The event's `correct` counts the candidates that qualified.
 Call `complete_stream` after the base model is loaded and before any trained weights are: the canary
 is about what the base model knew. A `general` event in log.jsonl says what was supplied.
 """
@@ -54,13 +56,15 @@ def complete_stream(stream: Stream, config: RunConfig, model, evaluator) -> tupl
 
 
 def _canary(general_set: general.GeneralSet, config: RunConfig, model, evaluator):
-    scoring = {**prompts.describe(config.evaluation.prompt), "max_new_tokens": config.evaluation.max_new_tokens}
+    min_prob = config.general.canary_min_prob
+    scoring = {**prompts.describe(config.evaluation.prompt), "max_new_tokens": config.evaluation.max_new_tokens,
+               **({"min_prob": min_prob} if min_prob else {})}
     revision = model_revision(model)
     key = general.canary_key(config.model, revision, general_set.candidates_sha256, scoring,
                              config.general.canary_size, CANARY_SEED)
 
     def is_correct(items):
-        return list(evaluator.score_items(model, items, desc="canary selection").correct)
+        return evaluator.knows(model, items, min_prob, desc="canary selection")
 
     canary, info = general.canary_for(general_set, key, is_correct, config.general.canary_size, CANARY_SEED,
                                       meta={"model": config.model, "revision": revision})

@@ -105,6 +105,9 @@ class ApproveAll:
 
         return Scored(tuple(True for _ in items))
 
+    def knows(self, model, items, min_prob=0.0, desc=""):
+        return list(self.score_items(model, items, desc).correct)
+
 
 def _documents_only(folder: Path) -> Path:
     """A user's stream: documents to learn, and questions only the evaluator sees (no practice, core, canary)."""

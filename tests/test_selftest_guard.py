@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 
 import pytest
 
@@ -109,6 +110,24 @@ def test_guard_repairs_the_regression_with_targeted_replay(taught, monkeypatch, 
     assert accepted[-1]["scores"]["canary"]["score"] == results["canary"][-1]
 
 
+def test_recovery_trains_on_the_stored_material_alone_until_the_canary_passes(taught, monkeypatch, tmp_path):
+    # the round runs to its regressed end (checks only after it); the recovery starts from there
+    results, log = run(taught, monkeypatch, tmp_path, core=True,
+                       self_test={"canary_every": 0, "repair": {"mode": "recover", "recover_steps": 60,
+                                                                "check_every": 2, "lr_factor": 1.0}})
+    after_round = [r for r in events(log, "selftest") if r["phase"] == "after_round"][0]
+    assert after_round["scores"]["canary"]["score"] <= 0.25  # what the round did to the canary
+    repair = events(log, "repair")
+    assert len(repair) == 1 and repair[0]["mode"] == "recover" and repair[0]["result"] == "repaired"
+    checks = repair[0]["checks"]
+    assert checks and checks[-1]["passed"] and not any(c["passed"] for c in checks[:-1])  # it stopped when it passed
+    assert repair[0]["steps"] == checks[-1]["step"] < 60
+    train = [r for r in log if r["event"] == "train" and "(recover canary)" in r.get("domain", "")]
+    assert train  # the recovery's training is logged under its own name
+    assert not events(log, "rollback")
+    assert_canary_within_noise(results)
+
+
 def test_rollback_off_keeps_the_regression_and_says_so(taught, monkeypatch, tmp_path):
     results, log = run(taught, monkeypatch, tmp_path, core=False, self_test={"rollback": False, "canary_every": 0})
     kept = events(log, "selftest_kept")
@@ -150,3 +169,18 @@ def test_history_survives_a_resume(taught, monkeypatch, tmp_path, user_stream):
     assert captured["rounds"] == 1 and captured["learned"] == ["a_colors"]
     assert set(captured["history"]) == {"canary", "a_colors"}
     assert resumed["accuracy_matrix"] == straight["accuracy_matrix"]
+
+
+def test_knows_keeps_the_right_answers_given_at_least_the_margin(taught):
+    from lifelong.config import EvaluationConfig
+    from lifelong.evaluation.evaluator import Evaluator
+
+    model, tokenizer = taught
+    evaluator = Evaluator(EvaluationConfig(**NO_SHOTS), tokenizer)
+    right = list(evaluator.score_items(model, CANARY).correct)
+    probs = [math.exp(mean) for _, mean in evaluator.answer_likelihoods(model, CANARY)]
+    assert evaluator.knows(model, CANARY, 0.0) == right
+    assert len(set(probs)) > 1
+    middle = sorted(probs)[len(probs) // 2]
+    assert evaluator.knows(model, CANARY, middle) == [ok and p >= middle for ok, p in zip(right, probs, strict=True)]
+    assert sum(evaluator.knows(model, CANARY, middle)) < sum(right)  # the narrower answers are left out

@@ -288,14 +288,16 @@ def _canary(candidates: list[QAItem], is_correct: IsCorrect | None, spec: Size, 
     return canary
 
 
-def model_is_correct(model=None, tokenizer=None) -> IsCorrect:
+def model_is_correct(model=None, tokenizer=None, min_prob: float | None = None) -> IsCorrect:
     """is_correct as a run scores (lifelong/evaluation): the default few-shot prompt, exact match of the
-    greedy answer by teacher forcing; by default with the embedded model."""
-    from lifelong.config import EvaluationConfig
+    greedy answer by teacher forcing, with the margin a canary item needs (general.canary_min_prob, by
+    default); by default with the embedded model."""
+    from lifelong.config import EvaluationConfig, GeneralConfig
     from lifelong.evaluation.evaluator import Evaluator
     from lifelong.models import load_model
 
     if model is None:
         model, tokenizer = load_model("smollm2-135m", device="cpu")
     evaluator = Evaluator(EvaluationConfig(), tokenizer)
-    return lambda items: list(evaluator.score_items(model, items, desc="canary check").correct)
+    min_prob = GeneralConfig().canary_min_prob if min_prob is None else min_prob
+    return lambda items: evaluator.knows(model, items, min_prob, desc="canary check")

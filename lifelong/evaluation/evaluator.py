@@ -114,9 +114,7 @@ class Evaluator:
         return self.score_items(model, self.sample(domain.eval_items, cap), desc or domain.name)
 
     def context_text(self, question: str) -> str:
-        if self.prompt.mode == "chat":
-            return prompts.chat_prompt(self.tokenizer, question)
-        return prompts.completion_prompt(self.prompt, question)
+        return prompts.scoring_context(self.prompt, self.tokenizer, question)
 
     # ---- qa -----------------------------------------------------------------------------
     def _qa_verdicts(self, model, items: Sequence[QAItem], desc: str) -> list[bool]:
@@ -168,6 +166,19 @@ class Evaluator:
                 mean = log_probs[row, start:start + len(targets)].gather(-1, targets[:, None]).mean().item()
                 best[owner] = max(best[owner], mean)
         return list(zip(right, best, strict=True))
+
+    def knows(self, model, items: Sequence[Item], min_prob: float = 0.0, desc: str = "knows") -> list[bool]:
+        """Per item: scored right, and (qa) the answer's tokens given a geometric-mean probability of at least
+        `min_prob`. An answer that wins by a hair flips under any update, even training on general text of its
+        own kind; a canary of such items measures noise, not forgetting (docs/documents_only.md)."""
+        right = list(self.score_items(model, items, desc).correct)
+        qa = [i for i, item in enumerate(items) if isinstance(item, QAItem) and right[i]]
+        if min_prob <= 0 or not qa:
+            return right
+        likelihoods = self.answer_likelihoods(model, [items[i] for i in qa], desc)
+        for i, (_, mean_log_prob) in zip(qa, likelihoods, strict=True):
+            right[i] = math.exp(mean_log_prob) >= min_prob
+        return right
 
     def _greedy_would_answer(self, logits: torch.Tensor, seq: _Sequence, offset: int = 0) -> bool:
         """`logits[t]` predicts token offset+t+1 of the sequence."""

@@ -37,6 +37,13 @@ def chat_prompt(tokenizer, question: str) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
+def scoring_context(prompt: PromptConfig, tokenizer, question: str) -> str:
+    """The text a question is scored after: the completion prompt, or the chat template in chat mode."""
+    if prompt.mode == "chat":
+        return chat_prompt(tokenizer, question)
+    return completion_prompt(prompt, question)
+
+
 def describe(prompt: PromptConfig) -> dict:
     """What results.json records about the prompts used for scoring."""
     example = completion_prompt(prompt, "{question}") if prompt.mode == "few_shot" else "<chat template>"

@@ -3,6 +3,8 @@ the `distill:` section of the run config."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from lifelong.options.base import Section
@@ -16,3 +18,8 @@ class DistillConfig(Section):
     examples: int = Field(256, ge=1, description="core examples whose predictions are kept")
     top_k: int = Field(32, ge=1, le=4096, description="most likely next tokens kept per position")
     max_length: int = Field(128, ge=8, le=32768, description="tokens per distilled example")
+    focus: Literal["all", "answers"] = Field("all", description="all: every position of the core examples as "
+                                             "trained, pooled; answers: a core question in the evaluation's "
+                                             "prompt, at the positions that predict its answer only, a document "
+                                             "at every position, every example weighing the same (it kept less "
+                                             "of the canary: docs/documents_only.md)")

@@ -25,6 +25,14 @@ class SelfTestRepairConfig(Section):
     epochs: int | None = Field(None, ge=1, le=1000, description="epochs of a repair round over the round's "
                                "examples plus the targeted replay; null = training.epochs")
     lr_factor: float = Field(0.5, gt=0, le=1, description="the repair round trains at training.lr times this")
+    mode: Literal["retrain", "recover"] = Field("retrain", description="retrain: the round is trained again with "
+                                                "the targeted replay mixed in (`start`); recover: from the "
+                                                "regressed weights, train on the regressed capabilities' stored "
+                                                "examples alone, checking them every `check_every` steps, until "
+                                                "they pass or `recover_steps` steps are done")
+    recover_steps: int = Field(40, ge=1, le=100000, description="recover: most optimizer steps of one attempt")
+    check_every: int = Field(5, ge=1, description="recover: optimizer steps between checks of the regressed "
+                             "capabilities")
 
 
 class SelfTestConfig(Section):

@@ -48,6 +48,7 @@ class PieceContext:
     pieces: list[Piece]
     examples: Callable[[Domain], list[Example]]  # the learner's chain: plain examples through every piece
     run_round: Callable[..., RoundStats]  # Learner.run_round: a round without the review (a repair)
+    train_on: Callable[..., RoundStats]  # Learner.train_on: steps on given examples alone (a recovery)
     core: Domain | None = None
     stream: Stream | None = None
     evaluator: Evaluator | None = None

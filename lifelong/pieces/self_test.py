@@ -80,6 +80,7 @@ class SelfTest(Repairs, Piece):
         self._round = 0  # the round being learned (1-based)
         self._total = 0  # optimizer steps planned for the training round running now
         self._good: tuple[int, dict] | None = None  # (step, weights) of the round's last passing canary check
+        self._recovery: dict | None = None  # during a recovery: {"names", "suite", "checks"}
 
     # ---- setup ----------------------------------------------------------------------------------
     def attach(self, learner) -> None:
@@ -191,6 +192,8 @@ class SelfTest(Repairs, Piece):
         self._good = None  # every training run (the round, each repair) keeps its own last good check
 
     def after_step(self, step: int) -> bool:
+        if self._recovery is not None:
+            return self._recovered(step)
         every = self.options.canary_every
         if not every or step % every or self._inactive():
             return False

@@ -35,6 +35,8 @@ class Repairs:
                           "capabilities": sorted(regressed), "result": "skipped: no stored examples",
                           "note": "no documents or split=train items for these capabilities, and no core set"})
             return None, regressed, None
+        if o.mode == "recover":
+            return self._recover(domain, suite, names, regressed, attempt, stored, started)
         if o.start == "snapshot":
             self._restore_weights()
         self._restore_pieces()
@@ -61,6 +63,45 @@ class Repairs:
                       "result": "still regressed" if still else "repaired", "still_regressed": sorted(still),
                       "seconds": round(time.perf_counter() - started, 2)})
         return scores, still, stats
+
+    def _recover(self, domain: Domain, suite: dict[str, Domain], names: list[str], regressed: dict, attempt: int,
+                 stored: list, started: float) -> tuple[dict, dict, object]:
+        """One recovery: from the regressed weights, train on the regressed capabilities' stored examples
+        alone (every piece's penalty still on, e.g. distillation; the repair's own EWC is retrain's), at
+        the repair's rate, until a check finds them passing or `recover_steps` steps are done. It costs
+        a few steps instead of a second round; the round's domain is scored beside the others after it."""
+        o = self.options.repair
+        self._recovery = {"names": sorted(regressed), "suite": suite, "checks": []}
+        self._repairing = True
+        config = self.context.config
+        lr = config.training.lr
+        try:
+            config.training.lr = lr * o.lr_factor
+            stats = self.context.train_on(stored, seed=config.seed * 1000 + 7919 * attempt + self._round,
+                                          name=f"{domain.name} (recover {', '.join(sorted(regressed))})",
+                                          steps=o.recover_steps)
+        finally:
+            config.training.lr = lr
+            checks = self._recovery["checks"]
+            self._repairing, self._recovery = False, None
+        scores = self.score(names, suite)
+        still = self.regressions(scores, exclude=domain.name)
+        self._decide({"event": "repair", "round": self._round, "attempt": attempt, "mode": "recover",
+                      "capabilities": sorted(regressed), "stored_examples": len(stored),
+                      "lr": lr * o.lr_factor, "steps": stats.steps, "checks": checks, "scores": _rounded(scores),
+                      "result": "still regressed" if still else "repaired", "still_regressed": sorted(still),
+                      "seconds": round(time.perf_counter() - started, 2)})
+        return scores, still, None
+
+    def _recovered(self, step: int) -> bool:
+        """During a recovery: every `check_every` steps, score the regressed capabilities; True ends it."""
+        if step % self.options.repair.check_every:
+            return False
+        names, suite = self._recovery["names"], self._recovery["suite"]
+        scores = self.score(names, suite)
+        passed = not self.regressions(scores, exclude=None)
+        self._recovery["checks"].append({"step": step, "scores": _rounded(scores), "passed": passed})
+        return passed
 
     def _return_to(self, state: dict) -> dict:
         """Back to a state saved after the round (weights and the pieces' state); returns its scores."""
