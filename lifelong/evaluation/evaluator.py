@@ -171,6 +171,9 @@ class Evaluator:
         """Per item: scored right, and (qa) the answer's tokens given a geometric-mean probability of at least
         `min_prob`. An answer that wins by a hair flips under any update, even training on general text of its
         own kind; a canary of such items measures noise, not forgetting (docs/documents_only.md)."""
+        if min_prob > 0 and self.prompt.mode == "few_shot" and all(isinstance(item, QAItem) for item in items):
+            # one teacher-forced pass gives both the verdict and the likelihood (the canary's usual case)
+            return [right and math.exp(mean) >= min_prob for right, mean in self.answer_likelihoods(model, items, desc)]
         right = list(self.score_items(model, items, desc).correct)
         qa = [i for i, item in enumerate(items) if isinstance(item, QAItem) and right[i]]
         if min_prob <= 0 or not qa:
