@@ -70,5 +70,5 @@ def test_preset_e_is_d_with_practice_distillation_and_the_recovering_self_test()
     e = load_config(overrides={"condition": "e"})
     assert set(e.pieces) >= {"lora", "layerwise_lr", "replay", "practice", "distill", "self_test"}
     assert e.pieces.index("replay") > e.pieces.index("practice")  # practice items are replayed too
-    assert e.distill.alpha == 10 and e.self_test.repair.mode == "recover" and e.replay.core_share == 0.5
+    assert e.distill.alpha == 10 and e.self_test.repair.mode == "recover" and e.replay.core_share == 0.2
     assert [p.name for p in build_pieces(e.pieces, e)] == e.pieces
