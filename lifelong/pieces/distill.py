@@ -53,28 +53,28 @@ class Distill(Piece):
         self.rng = random.Random("distill")
         self._cycle: list[int] = []
 
-    def attach(self, learner) -> None:
-        super().attach(learner)
-        self.rng = random.Random(f"distill-{learner.config.seed}")
+    def attach(self, context) -> None:
+        super().attach(context)
+        self.rng = random.Random(f"distill-{context.config.seed}")
 
     def before_round(self, domain) -> None:
-        if self.targets or getattr(self.learner, "reference", False):
+        if self.targets or getattr(self.context, "reference", False):
             return
-        core = self.learner.core
+        core = self.context.core
         if core is None:
-            self.learner.log({"event": "distill", "examples": 0, "note": "no core set to distil on"})
+            self.context.log({"event": "distill", "examples": 0, "note": "no core set to distil on"})
             return
         self.targets = self._predictions(core)
-        self.learner.log({"event": "distill", "examples": len(self.targets),
+        self.context.log({"event": "distill", "examples": len(self.targets),
                           "tokens": sum(len(t["input_ids"]) for t in self.targets)})
 
     def _examples(self, core) -> list:
         """The core examples to distil: its documents, and its questions as scored (focus answers) or as trained."""
-        prompt = self.learner.config.evaluation.prompt
+        prompt = self.context.config.evaluation.prompt
         if self.options.focus == "all":
             return plain_examples(core, prompt, with_questions=True)
         documents = [Example(text=doc.text, source="document") for doc in core.documents]
-        questions = [Example(prompt=prompts.scoring_context(prompt, self.learner.tokenizer, item.question),
+        questions = [Example(prompt=prompts.scoring_context(prompt, self.context.tokenizer, item.question),
                              text=prompts.answer_continuation(item.answer) + "\n", source="question")
                      for item in core.train_items if isinstance(item, QAItem)]
         return documents + questions
@@ -90,10 +90,10 @@ class Distill(Piece):
     @torch.no_grad()
     def _predictions(self, core) -> list[dict[str, torch.Tensor]]:
         examples = self._examples(core)
-        examples = random.Random(f"distill-pick-{self.learner.config.seed}").sample(
+        examples = random.Random(f"distill-pick-{self.context.config.seed}").sample(
             examples, min(len(examples), self.options.examples))
-        features = tokenize_examples(self.learner.tokenizer, examples, self.options.max_length)
-        model = self.learner.model
+        features = tokenize_examples(self.context.tokenizer, examples, self.options.max_length)
+        model = self.context.model
         was_training = model.training
         model.eval()
         out = []
@@ -119,11 +119,11 @@ class Distill(Piece):
         return batch
 
     def penalty(self, model: torch.nn.Module) -> torch.Tensor | None:
-        if not self.targets or self.options.alpha == 0 or getattr(self.learner, "reference", False):
+        if not self.targets or self.options.alpha == 0 or getattr(self.context, "reference", False):
             return None
         batch = self._next_batch()
         width = max(len(t["input_ids"]) for t in batch)
-        pad = self.learner.tokenizer.pad_token_id or 0
+        pad = self.context.tokenizer.pad_token_id or 0
         device = next(model.parameters()).device
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)

@@ -83,13 +83,13 @@ class SelfTest(Repairs, Piece):
         self._recovery: dict | None = None  # during a recovery: {"names", "suite", "checks"}
 
     # ---- setup ----------------------------------------------------------------------------------
-    def attach(self, learner) -> None:
-        super().attach(learner)
+    def attach(self, context) -> None:
+        super().attach(context)
         self.tasks = load_lmeval_tasks(list(self.options.diagnostic_tasks), base=Path.cwd())
 
     def capabilities(self, upto: str | None = None) -> dict[str, Domain]:
         """The diagnostic suite: canary, every domain learned so far (and `upto`), the diagnostic tasks."""
-        stream = self.learner.stream
+        stream = self.context.stream
         suite: dict[str, Domain] = {}
         if stream is not None and stream.canary is not None:
             suite[CANARY] = stream.canary
@@ -106,10 +106,10 @@ class SelfTest(Repairs, Piece):
 
     # ---- scoring --------------------------------------------------------------------------------
     def _model(self):
-        return self.learner.accelerator.unwrap_model(self.learner.model)
+        return self.context.accelerator.unwrap_model(self.context.model)
 
     def score(self, names: list[str], suite: dict[str, Domain]) -> dict[str, dict]:
-        evaluator = self.learner.evaluator
+        evaluator = self.context.evaluator
         if evaluator is None:
             raise ConfigError("key 'pieces': 'self_test' needs an evaluator (run it through an Experiment)")
         out = {}
@@ -167,7 +167,7 @@ class SelfTest(Repairs, Piece):
     # ---- the round --------------------------------------------------------------------------------
     def _inactive(self) -> bool:
         """A documents-only reference round (self_teaching_quality) is measured, not guarded."""
-        return bool(getattr(self.learner, "reference", False))
+        return bool(getattr(self.context, "reference", False))
 
     def before_round(self, domain: Domain) -> None:
         if self._repairing or self._inactive():
@@ -184,7 +184,7 @@ class SelfTest(Repairs, Piece):
             scores = self.score(missing, suite)
             for name, now in scores.items():
                 self._accept(name, now, round_=self.rounds)
-            self.learner.log({"event": "selftest", "round": self.rounds, "phase": "baseline", "domain": domain.name,
+            self.context.log({"event": "selftest", "round": self.rounds, "phase": "baseline", "domain": domain.name,
                               "scores": _rounded(scores)})
 
     def before_training(self, total_steps: int, steps_per_epoch: int) -> None:
@@ -205,7 +205,7 @@ class SelfTest(Repairs, Piece):
         now = self.score([CANARY], suite)[CANARY]
         verdict = self.verdict(CANARY, now)
         regressed = bool(verdict and verdict.regressed)
-        self.learner.log({"event": "canary", "round": self._round, "domain": self._domain.name if self._domain
+        self.context.log({"event": "canary", "round": self._round, "domain": self._domain.name if self._domain
                           else None, "step": step, "steps": self._total, "score": now["score"], "items": now["items"],
                           "repair": self._repairing, "regressed": regressed})
         if not regressed:
@@ -239,7 +239,7 @@ class SelfTest(Repairs, Piece):
             names = list(suite)
             scores.update(self.score([n for n in names if n not in scores], suite))
             regressed = self.regressions(scores, exclude=domain.name)
-        self.learner.log({"event": "selftest", "round": self._round, "phase": "after_round", "domain": domain.name,
+        self.context.log({"event": "selftest", "round": self._round, "phase": "after_round", "domain": domain.name,
                           "scores": _rounded(scores), "regressed": sorted(regressed),
                           "in_round_alarm": alarm is not None})
         for name, why in regressed.items():
@@ -289,7 +289,7 @@ class SelfTest(Repairs, Piece):
         if domain.name not in self.learned:
             self.learned.append(domain.name)
         self.rounds = self._round
-        self.learner.log({"event": "selftest", "round": self._round, "phase": "accepted", "domain": domain.name,
+        self.context.log({"event": "selftest", "round": self._round, "phase": "accepted", "domain": domain.name,
                           "scores": _rounded(scores), "seconds": round(time.perf_counter() - started, 2)})
         self._snapshot = self._pieces_snapshot = self._good = self._alarm = None
         return kept_stats
@@ -308,7 +308,7 @@ class SelfTest(Repairs, Piece):
 
     def _decide(self, event: dict) -> None:
         self.decisions.append(event)
-        self.learner.log(event)
+        self.context.log(event)
 
     def state_dict(self) -> dict:
         return {"rounds": self.rounds, "reference": copy.deepcopy(self.reference),

@@ -44,12 +44,12 @@ class Repairs:
         extra = self._targeted_replay(domain, stored, attempt)
         self._repair_ewc = self._ewc(stored, lam) if lam > 0 else None
         self._repairing = True
-        config = self.learner.config
+        config = self.context.config
         lr = config.training.lr
         try:
             if o.lr_factor != 1.0:
                 config.training.lr = lr * o.lr_factor
-            stats = self.learner.run_round(domain, seed=config.seed * 1000 + 7919 * attempt + self._round,
+            stats = self.context.run_round(domain, seed=config.seed * 1000 + 7919 * attempt + self._round,
                                            extra=extra, epochs=o.epochs)
         finally:
             config.training.lr = lr
@@ -106,7 +106,7 @@ class Repairs:
     def _return_to(self, state: dict) -> dict:
         """Back to a state saved after the round (weights and the pieces' state); returns its scores."""
         self._model().load_state_dict(state["weights"])
-        for piece in self.learner.pieces:
+        for piece in self.context.pieces:
             if piece is not self and piece.name in state["pieces"]:
                 piece.load_state_dict(copy.deepcopy(state["pieces"][piece.name]))
         return state["scores"]
@@ -124,8 +124,8 @@ class Repairs:
             step, weights = round_good
             self._restore_pieces()
             self._model().load_state_dict(weights)
-            self.learner.examples(domain)  # the pieces see the round's examples again, then finish the round
-            for piece in self.learner.pieces:
+            self.context.examples(domain)  # the pieces see the round's examples again, then finish the round
+            for piece in self.context.pieces:
                 if piece is not self:
                     piece.after_round(domain)
             rescored = self.score(list(scores), suite)
@@ -147,12 +147,12 @@ class Repairs:
         self._model().load_state_dict(self._snapshot)
 
     def _restore_pieces(self) -> None:
-        for piece in self.learner.pieces:
+        for piece in self.context.pieces:
             if piece is not self and piece.name in self._pieces_snapshot:
                 piece.load_state_dict(copy.deepcopy(self._pieces_snapshot[piece.name]))
 
     def _others_state(self) -> dict:
-        return {piece.name: piece.state_dict() for piece in self.learner.pieces if piece is not self}
+        return {piece.name: piece.state_dict() for piece in self.context.pieces if piece is not self}
 
     def stored_examples(self, names: list[str], suite: dict[str, Domain]) -> list:
         """Training material for the regressed capabilities: documents and split=train items, never eval items.
@@ -160,11 +160,11 @@ class Repairs:
         The canary's material is the stream's core set (general text and questions); a capability
         with none of its own falls back to the core set too.
         """
-        examples, core = [], getattr(self.learner, "core", None)
+        examples, core = [], getattr(self.context, "core", None)
         for name in names:
-            own = [] if name == CANARY else stored_examples(suite[name], self.learner.config.evaluation.prompt)
+            own = [] if name == CANARY else stored_examples(suite[name], self.context.config.evaluation.prompt)
             if not own and core is not None:
-                own = stored_examples(core, self.learner.config.evaluation.prompt)
+                own = stored_examples(core, self.context.config.evaluation.prompt)
             examples += own
         return list(dict.fromkeys(examples))
 
@@ -175,10 +175,10 @@ class Repairs:
             return []
         from lifelong.examples import plain_examples
 
-        n_round = len(plain_examples(domain, self.learner.config.evaluation.prompt,
-                                     self.learner.config.training.train_questions))
+        n_round = len(plain_examples(domain, self.context.config.evaluation.prompt,
+                                     self.context.config.training.train_questions))
         want = max(1, round(ratio / (1 - ratio) * n_round))
-        rng = random.Random(f"self-test-{self.learner.config.seed}-{self._round}-{attempt}")
+        rng = random.Random(f"self-test-{self.context.config.seed}-{self._round}-{attempt}")
         out = []
         while len(out) < want:
             cycle = list(stored)
@@ -189,10 +189,10 @@ class Repairs:
     def _ewc(self, stored: list, lam: float) -> Ewc:
         """An EWC penalty on the regressed material: Fisher at the current weights, anchored at the round's start."""
         ewc = Ewc(EwcConfig(ewc_lambda=lam, fisher_samples=self.options.repair.fisher_samples))
-        ewc.learner = self.learner
-        rng = random.Random(f"self-test-fisher-{self.learner.config.seed}-{self._round}")
+        ewc.context = self.context
+        rng = random.Random(f"self-test-fisher-{self.context.config.seed}-{self._round}")
         sample = rng.sample(stored, min(len(stored), self.options.repair.fisher_samples))
-        model = self.learner.model
+        model = self.context.model
         ewc.fisher = ewc.estimate_fisher(model, sample)
         ewc.anchor = {name: self._snapshot[name].clone() for name in ewc.fisher if name in self._snapshot}
         ewc.fisher = {name: f for name, f in ewc.fisher.items() if name in ewc.anchor}
