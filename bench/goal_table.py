@@ -22,13 +22,11 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from sweep import wall_s  # noqa: E402
+
 LINES = ("learning", "forgetting", "canary", "average", "cost")
 RIVALS = ("b", "c", "d", "f")
-
-
-def wall_s(results: dict) -> float:
-    timing = results.get("timing") or {}
-    return sum(timing.get("train_s", [])) + sum(timing.get("eval_s", []))
 
 
 def check(e: dict, others: dict[str, dict]) -> dict[str, tuple[bool | None, str]]:

@@ -54,11 +54,16 @@ def run_one(condition: str, stream: str, sets: list[str], out: Path) -> dict:
     return results
 
 
+def wall_s(results: dict) -> float:
+    """A run's wall time: its training and evaluation seconds (results.json `timing`)."""
+    timing = results.get("timing") or {}
+    return sum(timing.get("train_s", [])) + sum(timing.get("eval_s", []))
+
+
 def row(results: dict) -> dict:
     m = results["metrics"]
     canary = results["canary"] or [None]
-    timing = results["timing"]
-    wall = sum(timing.get("train_s", [])) + sum(timing.get("eval_s", []))
+    wall = wall_s(results)
     return {"learning_accuracy": m["learning_accuracy"], "forgetting": m["forgetting"],
             "canary_end": canary[-1], "canary_worst": min(c for c in canary if c is not None) if canary[0] else None,
             "canary_start": canary[0], "average_accuracy": m["average_accuracy"], "wall_s": round(wall)}
