@@ -67,3 +67,16 @@ def test_the_penalty_is_zero_before_training_and_the_state_round_trips(tiny):
     assert all(torch.equal(a["ids"], b["ids"]) for a, b in zip(again.targets, distill.targets, strict=True))
     again.before_round(NEW)  # a resumed run keeps the stored predictions, it does not recompute them
     assert again.targets[0]["probs"] is not None and len(again.targets) == len(distill.targets)
+
+
+def test_predictions_stored_in_batches_are_those_of_one_example_at_a_time(tiny):
+    learner = learner_with(tiny, ["full_finetune", "distill"])
+    distill = learner.pieces[1]
+    distill.before_round(NEW)
+    lengths = {len(t["input_ids"]) for t in distill.targets}
+    assert len(lengths) > 1  # the batches held padding
+    model = learner.model.eval()
+    with torch.no_grad():
+        for target in distill.targets:
+            alone = torch.softmax(model(input_ids=target["input_ids"][None]).logits[0, target["positions"]], -1)
+            assert torch.allclose(alone.gather(-1, target["ids"]), target["probs"].float(), atol=2e-3)
