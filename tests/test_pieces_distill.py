@@ -32,10 +32,22 @@ def test_top_k_kl_is_zero_only_when_nothing_changed():
     logits = torch.randn(5, 50)
     probs = torch.softmax(logits, -1)
     top = probs.topk(8, -1)
-    same = torch.log_softmax(logits, -1).gather(-1, top.indices)
-    assert torch.allclose(top_k_kl(top.values, same), torch.zeros(5), atol=1e-5)
-    moved = torch.log_softmax(logits + torch.randn(5, 50), -1).gather(-1, top.indices)
-    assert (top_k_kl(top.values, moved) > 1e-3).all()
+    assert torch.allclose(top_k_kl(top.values, torch.log_softmax(logits, -1), top.indices), torch.zeros(5), atol=1e-5)
+    moved = torch.log_softmax(logits + torch.randn(5, 50), -1)
+    assert (top_k_kl(top.values, moved, top.indices) > 1e-3).all()
+
+
+def test_top_k_kl_gradient_is_exact_when_the_model_is_sure_of_its_top_tokens():
+    torch.manual_seed(0)
+    before = torch.softmax(3 * torch.randn(3, 50), -1).topk(8, -1)
+    grads = []
+    for dtype in (torch.float64, torch.float32):
+        sure = torch.zeros(3, 50, dtype=dtype)
+        sure.scatter_(-1, before.indices, 18.0)  # the top 8 hold all but ~1e-7 of the mass
+        sure.requires_grad_(True)
+        top_k_kl(before.values.to(dtype), torch.log_softmax(sure, -1), before.indices).sum().backward()
+        grads.append(sure.grad.double())
+    assert (grads[1] - grads[0]).abs().max() < 1e-5  # 1 - sum(top k) in float32 was off by 1e-2
 
 
 def _penalty(learner, distill):
