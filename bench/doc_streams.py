@@ -70,7 +70,8 @@ def main() -> None:
     glossary_docs(args.out, args.five_domains or prepared.streams_dir() / "five-domains")
     for name in ["example-docs", "glossary-docs", "gl1"]:
         folder = args.out / name
-        counts = {p.stem: sum(1 for r in read_jsonl(p) if r["kind"] != "document") for p in sorted(folder.glob("*.jsonl"))}
+        counts = {p.stem: sum(1 for r in read_jsonl(p) if r["kind"] != "document")
+                  for p in sorted(folder.glob("*.jsonl"))}
         print(f"{folder}: eval questions per domain {counts}")
 
 
