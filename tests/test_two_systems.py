@@ -163,3 +163,19 @@ def test_a_sleep_that_keeps_the_perplexity_but_loses_the_answers_fails():
     restored = build()
     restored.pieces[1].load_state_dict(sleep.state_dict())  # the practice questions survive a checkpoint
     assert restored.pieces[1].pending["episode-1"]["questions"] == sleep.pending["episode-1"]["questions"]
+
+
+def test_an_episode_adapter_starts_from_the_run_seed_whatever_drew_from_torch_before():
+    def first_adapter(seed: int, disturb: bool) -> dict[str, torch.Tensor]:
+        learner = build()
+        learner.config.seed = seed
+        if disturb:
+            torch.rand(1000)  # another piece drawing from the global generator first
+        piece = next(p for p in learner.pieces if p.name == "fast_adapters")
+        piece.before_round(PLINTH)
+        return {n: p.detach().clone() for n, p in learner.model.named_parameters() if "episode-1" in n}
+
+    torch.manual_seed(0)
+    clean = first_adapter(0, disturb=False)
+    assert clean and all(torch.equal(v, first_adapter(0, disturb=True)[n]) for n, v in clean.items())
+    assert not all(torch.equal(v, first_adapter(1, disturb=False)[n]) for n, v in clean.items())

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import re
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -193,8 +194,13 @@ class FastAdapters(Piece):
         self.router.add(name, texts or [domain.name])
 
     def add_adapter(self, name: str) -> None:
+        """A new adapter, initialised from the run's seed and the adapter's name alone: the same seed gives the
+        same adapter whatever other pieces drew from torch's global generator before."""
         model = self.peft_model
-        model.add_adapter(name, self.peft_config())
+        seed = self.context.config.seed if self.context is not None else 0
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(zlib.crc32(f"{seed}-{name}".encode()))
+            model.add_adapter(name, self.peft_config())
         if "placeholder" in model.peft_config:
             model.base_model.set_adapter(name)
             model.delete_adapter("placeholder")
