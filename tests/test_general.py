@@ -145,8 +145,9 @@ def test_model_revision_follows_the_weights(tiny):
     assert model_revision(tiny[0]) != model_revision(load_model("tiny", seed=1)[0])
 
 
-def test_condition_e_on_plain_documents_replays_the_general_core(tmp_path):
-    """The documents-only case: e's replay draws from the general core and no repair is 'skipped'."""
+def test_condition_e_on_plain_documents_has_the_general_core_to_repair_with(tmp_path):
+    """The documents-only case: the general core is supplied, no repair is 'skipped', and the self-test's
+    material for the canary is that core (a condition that replays draws from it too)."""
     docs = _documents_only(tmp_path / "docs")
     config = load_config(overrides={
         "model": "tiny", "condition": "e", "stream": str(docs), "out": str(tmp_path / "run"),
@@ -158,8 +159,9 @@ def test_condition_e_on_plain_documents_replays_the_general_core(tmp_path):
     assert supplied and supplied[0]["core"]["questions"] > 100
     assert not any("no stored examples" in json.dumps(e) for e in events)
     learner, _ = Experiment(config.model_copy(update={"out": str(tmp_path / "again")}))._build()
-    replay = next(p for p in learner.pieces if p.name == "replay")
-    assert len(replay.core_examples()) == len(learner.core.documents) + len(learner.core.train_items) > 100
+    self_test = next(p for p in learner.pieces if p.name == "self_test")
+    stored = self_test.stored_examples(["canary"], {})
+    assert len(stored) == len(learner.core.documents) + len(learner.core.train_items) > 100
 
 
 # ---------------------------------------------------------------- a source that is not served

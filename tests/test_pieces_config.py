@@ -66,9 +66,9 @@ def test_presets_c_and_d_resolve_to_their_pieces():
     assert [p.name for p in build_pieces(d.pieces, d)] == d.pieces
 
 
-def test_preset_e_is_d_with_practice_distillation_and_the_recovering_self_test():
+def test_preset_e_is_routed_episode_adapters_with_practice_and_the_recovering_self_test():
     e = load_config(overrides={"condition": "e"})
-    assert set(e.pieces) >= {"lora", "layerwise_lr", "replay", "practice", "distill", "self_test"}
-    assert e.pieces.index("replay") > e.pieces.index("practice")  # practice items are replayed too
-    assert e.distill.alpha == 10 and e.self_test.repair.mode == "recover" and e.replay.core_share == 0.2
+    assert e.pieces == ["fast_adapters", "layerwise_lr", "practice", "self_test"]
+    assert e.fast_adapters.inference == "route" and e.fast_adapters.lr is None and e.training.lr == 3e-3
+    assert e.self_test.repair.mode == "recover"
     assert [p.name for p in build_pieces(e.pieces, e)] == e.pieces
