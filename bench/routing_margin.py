@@ -22,8 +22,7 @@ from lifelong.config import load_saved_config
 from lifelong.data import general
 from lifelong.data.stream import load_stream
 from lifelong.models import load_tokenizer
-from lifelong.options.practice import PracticeConfig
-from lifelong.pieces.fast_adapters import BASE, TfidfRouter
+from lifelong.pieces.fast_adapters import BASE, TfidfRouter, common_word_test
 from lifelong.pieces.practice import make_practice
 
 GRID = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
@@ -33,7 +32,7 @@ def router_of(run: Path, tokenizer) -> tuple[TfidfRouter, dict[str, str]]:
     """The run's router as its last checkpoint saved it, and its adapter -> domain map."""
     checkpoint = max((run / "checkpoints").glob("row-*"), key=lambda p: int(p.name.split("-")[1]))
     state = torch.load(checkpoint / "pieces.pt", weights_only=False)["fast_adapters"]
-    router = TfidfRouter(lambda word: len(tokenizer(" " + word, add_special_tokens=False)["input_ids"]) == 1)
+    router = TfidfRouter(common_word_test(tokenizer))
     router.load_state_dict(state["router"])
     return router, state["domains"]
 
@@ -56,7 +55,7 @@ def main() -> None:
     core = stream.core or general_set.core
     # a documents-only run's canary is drawn from the general candidates: all of them are asked here
     canary = (stream.canary or general_set.candidates).eval_items
-    practice = {d.name: [q.question for doc in d.documents for q in make_practice(doc.text, PracticeConfig()).questions]
+    practice = {d.name: [q.question for doc in d.documents for q in make_practice(doc.text, config.practice).questions]
                 for d in stream.domains}
     common = config.fast_adapters.route_threshold_common
     print(f"run {args.run} (route_threshold {config.fast_adapters.route_threshold}, common {common}); "

@@ -60,6 +60,16 @@ def terms(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1]
 
 
+def common_word_test(tokenizer) -> Callable[[str], bool]:
+    """The router's `is_common` for a tokenizer: a word it writes as one token is a frequent one."""
+
+    @lru_cache(maxsize=65536)
+    def is_common(word: str) -> bool:
+        return len(tokenizer(" " + word, add_special_tokens=False)["input_ids"]) == 1
+
+    return is_common
+
+
 class TfidfRouter:
     """Picks, for a text, the episode whose stored text is most like it (cosine of TF-IDF vectors).
 
@@ -165,13 +175,7 @@ class FastAdapters(Piece):
         if any(piece.name in ("lora", "full_finetune") for piece in context.pieces):
             raise ConfigError("key 'pieces': 'fast_adapters' trains its own adapters; drop 'lora'/'full_finetune'")
         self.separator = context.config.evaluation.prompt.separator or "\n\n"
-        tokenizer = context.tokenizer
-
-        @lru_cache(maxsize=65536)
-        def is_common(word: str) -> bool:  # the tokenizer writes frequent words as one token
-            return len(tokenizer(" " + word, add_special_tokens=False)["input_ids"]) == 1
-
-        self.router.is_common = is_common
+        self.router.is_common = common_word_test(context.tokenizer)
         # PEFT needs one adapter to build the wrapper; this placeholder is removed once an episode exists.
         context.model = get_peft_model(context.model, self.peft_config(), adapter_name="placeholder")
         self._hook = context.model.register_forward_pre_hook(self._route_hook, with_kwargs=True)
