@@ -73,6 +73,22 @@ def test_options_switch_kinds_off_and_cap_the_count():
     assert spans("no capitals or numbers here.") == []
 
 
+GLOSSARY = ("The legal term for a formal written accusation of 3 people is indictment. "
+            "The legal term for the Court of Appeal of Keldar is Bench of Nine Lamps.")
+
+
+def test_a_sentence_cap_keeps_the_copula_question_first():
+    everything = make_practice(GLOSSARY, PracticeConfig())
+    assert len(everything.questions) > 2  # spans' questions and cloze deletions as well
+    capped = make_practice(GLOSSARY, PracticeConfig(max_per_sentence=1))
+    assert asked(capped) == {"What is the legal term for a formal written accusation of 3 people?": "indictment",
+                             "What is the legal term for the Court of Appeal of Keldar?": "Bench of Nine Lamps"}
+    assert capped.dropped["over max_per_sentence"] == len(everything.questions) - 2
+    assert capped.texts == everything.texts  # the reverse restatements are a separate switch
+    no_texts = make_practice(GLOSSARY, PracticeConfig(max_per_sentence=1, restatement_texts=False))
+    assert no_texts.texts == [] and asked(no_texts) == asked(capped)
+
+
 def test_a_round_studies_the_practice_and_logs_its_yield(tmp_path, tiny):
     docs = tmp_path / "docs"
     write_jsonl(docs / "law.jsonl", [{"kind": "document", "text": COURT},

@@ -414,6 +414,7 @@ def test_the_default_stream_recommends_the_same_settings_prepared_or_not(cache):
     assert config.training.epochs == small["training"]["epochs"]
     assert config.evaluation.max_items == small["evaluation"]["max_items"]
     assert config.mixed_precision == small["mixed_precision"]
+    assert config.practice.max_per_sentence == 1 and not config.practice.restatement_texts
     assert load_config(overrides={"stream": "example"}).training.epochs == RunConfig().training.epochs
 
 

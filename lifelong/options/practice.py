@@ -16,5 +16,10 @@ class PracticeConfig(Section):
     restatements: bool = Field(True, description="'X is Y.' also as the question 'What is X?' and the text "
                                "'Y is X.' (both directions of recall)")
     max_answer_words: int = Field(6, ge=1, le=100, description="drop items whose answer is longer")
+    restatement_texts: bool = Field(True, description="the text 'Y is X.' of every 'X is Y.' (the reverse "
+                                    "direction; its question 'What is X?' is kept either way)")
     max_per_document: int = Field(40, ge=1, le=10000, description="practice questions kept per document")
+    max_per_sentence: int | None = Field(None, ge=1, le=1000, description="practice questions kept per "
+                                         "sentence, 'What is X?' of a copula first, then the spans' "
+                                         "questions and cloze deletions in reading order (null: no cap)")
     repeats: int = Field(1, ge=1, le=100, description="times each practice item appears in a round's examples")

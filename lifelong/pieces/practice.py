@@ -12,7 +12,8 @@ document of the round is turned, by rules, into
 - restatements both ways: "X is Y." also written as "Y is X." (a training text).
 A sentence that opens with a pronoun ("It has green fur.") is asked with the last sentence before it
 that does not, which says what "it" is. Generated items are filtered (no answer longer than
-`max_answer_words`, no duplicate, at most `max_per_document` questions per document), and the yield
+`max_answer_words`, no duplicate, at most `max_per_document` questions per document and, if set,
+`max_per_sentence` per sentence, a copula's "What is X?" first), and the yield
 of every document (made, kept, dropped by reason) goes to log.jsonl as one `practice` event per round.
 
 Put `practice` before `replay` in a piece list: replay keeps the examples it receives, so practice
@@ -119,22 +120,32 @@ def make_practice(document: str, options: PracticeConfig) -> Made:
         found = spans(sentence)
         if not found:
             dropped["nothing to ask"] += 1
+        candidates = []
         for start, end, phrase, answer in found:
             if (context + sentence).count(answer) > 1:
                 dropped["ambiguous span"] += 1
                 continue
             if options.questions:
-                offer(context + _question(sentence, start, end, phrase), answer)
+                candidates.append((context + _question(sentence, start, end, phrase), answer))
             if options.cloze:
-                offer(_cloze(context + sentence, len(context) + start, len(context) + end), answer)
+                candidates.append((_cloze(context + sentence, len(context) + start, len(context) + end), answer))
         if not pronoun:
             previous = sentence
-        copula = COPULA.match(sentence)
-        if copula and options.restatements:
+        copula = COPULA.match(sentence) if options.restatements else None
+        if copula:
             subject, verb, complement = copula.group("subject", "verb", "complement")
             if len(complement.split()) <= options.max_answer_words and "," not in complement:
-                offer(f"What {verb} {subject[0].lower() + subject[1:]}?", complement)
-                texts.append(f"{complement[0].upper() + complement[1:]} {verb} {subject[0].lower() + subject[1:]}.")
+                candidates.append((f"What {verb} {subject[0].lower() + subject[1:]}?", complement))
+                if options.restatement_texts:
+                    texts.append(f"{complement[0].upper() + complement[1:]} {verb} {subject[0].lower() + subject[1:]}.")
+                if options.max_per_sentence is not None:
+                    candidates.insert(0, candidates.pop())  # the copula's question is the one a cap keeps
+        cap = options.max_per_sentence
+        if cap is not None and len(candidates) > cap:
+            dropped["over max_per_sentence"] += len(candidates) - cap
+            candidates = candidates[:cap]
+        for question, answer in candidates:
+            offer(question, answer)
     return Made(questions, texts, dropped)
 
 
