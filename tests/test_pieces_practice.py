@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from lifelong.config import PracticeConfig, load_config
-from lifelong.data.records import Document, Domain
+from lifelong.data.records import Document, Domain, QAItem
 from lifelong.experiment import Experiment
 from lifelong.pieces.practice import make_practice, sentences, spans
 
@@ -89,6 +89,12 @@ def test_a_sentence_cap_keeps_the_copula_question_first():
     assert no_texts.texts == [] and asked(no_texts) == asked(capped)
 
 
+def test_a_section_number_is_a_label_not_a_fact():
+    made = make_practice("Medical terms, part 3. The patient waited 3 days.", PracticeConfig())
+    assert asked(made) == {"The patient waited how many days?": "3",
+                           "Fill in the blank: The patient waited ___ days.": "3"}
+
+
 def test_a_round_studies_the_practice_and_logs_its_yield(tmp_path, tiny):
     docs = tmp_path / "docs"
     write_jsonl(docs / "law.jsonl", [{"kind": "document", "text": COURT},
@@ -104,6 +110,13 @@ def test_a_round_studies_the_practice_and_logs_its_yield(tmp_path, tiny):
     examples = learner.examples(domain)
     assert len(examples) == 1 + len(make_practice(COURT, config.practice).questions)
     assert any(e.prompt and "city of what?" in e.prompt for e in examples)
+    given = QAItem("Where does the Bench of Nine Lamps sit?", "what", (), "train")
+    made_again = QAItem("The highest court of Keldar is the Bench of Nine Lamps, which sits in the city of what?",
+                        "Orrim", (), "train")
+    assert made_again in make_practice(COURT, config.practice).questions
+    with_questions = learner.examples(Domain("law", documents=[Document(COURT)], items=[given, made_again]))
+    assert len(with_questions) == len(examples) + 1  # the given question that practice makes too is there once
+    assert sum(made_again.question in e.prompt for e in with_questions) == 1
     Experiment(config).run()
     events = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     practice = next(e for e in events if e["event"] == "practice")

@@ -17,7 +17,8 @@ that does not, which says what "it" is. Generated items are filtered (no answer 
 of every document (made, kept, dropped by reason) goes to log.jsonl as one `practice` event per round.
 
 Put `practice` before `replay` in a piece list: replay keeps the examples it receives, so practice
-items of earlier domains are replayed too. Only documents are read, never a domain's questions.
+items of earlier domains are replayed too. Only documents are read, never a domain's questions; an item
+that is one of the round's examples already (a question the domain gives) is not added twice.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from lifelong.pieces.base import Piece
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'])")
 PRONOUN_START = re.compile(r"^(It|Its|They|Their|This|These|That|Those|He|She|His|Her|Them|There)\b")
 NUMBER = re.compile(r"\b(\d[\d,.]*)(?:\s+([a-z][a-z-]+))?")
+LABEL = re.compile(r"\b(?:part|chapter|section|volume|page|no\.)\s*$", re.IGNORECASE)  # "part 1": a label, no fact
 YEAR = re.compile(r"\b(?:in|by|since|until|from|of) ((?:the year )?)$")
 FUNCTION_WORDS = {"and", "or", "but", "to", "of", "in", "on", "at", "by", "for", "with", "from", "the", "a", "an",
                   "is", "are", "was", "were", "may", "must", "can", "will", "then", "after", "before"}
@@ -76,6 +78,8 @@ def spans(sentence: str) -> list[tuple[int, int, str, str]]:
     for match in NUMBER.finditer(sentence):
         number, noun = match.group(1).rstrip(".,"), match.group(2)
         start, end = match.start(1), match.start(1) + len(number)
+        if LABEL.search(sentence[:start]):
+            continue
         year = YEAR.search(sentence[:start])
         if year and len(number) in (3, 4):
             out.append((year.start(1), end, "what year", number))
@@ -167,14 +171,17 @@ class Practice(Piece):
         made = [make_practice(document.text, self.options) for document in domain.documents]
         extra = [question_example(item, prompt) for m in made for item in m.questions]
         extra += [Example(text=text, source="restatement") for m in made for text in m.texts]
-        self._log(domain.name, made)
-        return examples + [example for example in extra if example is not None] * self.options.repeats
+        given = {(example.prompt, example.text) for example in examples}
+        new = [example for example in extra if example is not None and (example.prompt, example.text) not in given]
+        self._log(domain.name, made, given=len(extra) - len(new))
+        return examples + new * self.options.repeats
 
-    def _log(self, domain: str, made: list[Made]) -> None:
+    def _log(self, domain: str, made: list[Made], given: int) -> None:
         dropped = sum((m.dropped for m in made), Counter())
         per_document = [{"made": m.made, "kept": len(m.questions), "restatements": len(m.texts),
                          "dropped": dict(m.dropped)} for m in made]
         self.context.log({"event": "practice", "domain": domain, "documents": len(made),
                           "made": sum(m.made for m in made), "kept": sum(len(m.questions) for m in made),
                           "restatements": sum(len(m.texts) for m in made), "dropped": dict(dropped),
+                          "already_given": given,
                           "per_document": per_document})
