@@ -8,6 +8,7 @@ command-line flags. Errors name the key, and the file and line when known.
 from __future__ import annotations
 
 import contextlib
+import copy
 import re
 import sys
 from importlib import resources
@@ -141,7 +142,7 @@ class RunConfig(Section):
     teacher: str | None = None
     stream: str = Field("five-domains", description="a built-in stream (five-domains, prepared on first use; "
                         "example, shipped), a stream.yaml or a folder")
-    condition: Literal["a", "b", "c", "d", "e", "f"] = "d"
+    condition: Literal["a", "b", "c", "d", "e", "f"] = "e"
     pieces: list[str] | None = Field(None, description="explicit piece list; default: the condition's preset")
     seed: int = Field(0, ge=0)
     out: str | None = None
@@ -266,7 +267,9 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         raise ConfigError(f"{path or 'config'}: key 'condition': must be one of {', '.join(CONDITIONS)}")
     stream = overrides.get("stream") or user.get("stream") or RunConfig().stream
     recommended = _stream_settings(stream)
-    merged = deep_merge(deep_merge(deep_merge(recommended, preset(condition)), user), overrides)
+    for_condition = (recommended.pop(BY_CONDITION, None) or {}).get(condition, {})
+    merged = deep_merge(deep_merge(deep_merge(deep_merge(recommended, preset(condition)), for_condition), user),
+                        overrides)
     try:
         return RunConfig.model_validate(merged)
     except ValidationError as error:
@@ -274,20 +277,30 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         raise ConfigError(_describe(error, source, _key_lines(Path(path)) if path else {})) from None
 
 
+BY_CONDITION = "by_condition"  # a stream's settings for one condition, above its preset: {e: {training: ...}}
+
+
 def _stream_settings(stream: object) -> dict:
-    """The stream's recommended settings, checked on their own so that an error names its stream.yaml."""
+    """The stream's recommended settings, checked on their own so that an error names its stream.yaml;
+    a copy, with the blocks under `by_condition` checked one by one."""
     from lifelong.data.stream_spec import stream_settings
 
     if not isinstance(stream, str | Path):
         return {}
     settings, source = stream_settings(stream)
-    if settings:
+    settings = copy.deepcopy(settings)
+    blocks = [((), {k: v for k, v in settings.items() if k != BY_CONDITION})]
+    blocks += [((BY_CONDITION, name), block) for name, block in (settings.get(BY_CONDITION) or {}).items()]
+    for prefix, block in blocks:
         try:
-            RunConfig.model_validate(settings)
+            RunConfig.model_validate(block)
         except ValidationError as error:
             found = _key_lines(source) if source is not None and source.is_file() else {}
-            lines = {key[1:]: line for key, line in found.items() if key[:1] == ("settings",) and len(key) > 1}
-            raise ConfigError(_describe(error, str(source), lines, key_prefix="settings.")) from None
+            head = ("settings", *prefix)
+            lines = {key[len(head):]: line for key, line in found.items()
+                     if key[:len(head)] == head and len(key) > len(head)}
+            key_prefix = ".".join(("settings", *prefix)) + "."
+            raise ConfigError(_describe(error, str(source), lines, key_prefix=key_prefix)) from None
     return settings
 
 

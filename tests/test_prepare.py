@@ -415,7 +415,8 @@ def test_the_default_stream_recommends_the_same_settings_prepared_or_not(cache):
     assert config.evaluation.max_items == small["evaluation"]["max_items"]
     assert config.mixed_precision == small["mixed_precision"]
     assert config.practice.max_per_sentence == 1 and not config.practice.restatement_texts
-    assert load_config(overrides={"stream": "example"}).training.epochs == RunConfig().training.epochs
+    assert load_config(overrides={"condition": "e"}).training.epochs == small["by_condition"]["e"]["training"]["epochs"]
+    assert load_config(overrides={"stream": "example", "condition": "d"}).training.epochs == RunConfig().training.epochs
 
 
 def test_fetch_all_takes_a_package_named_twice_once(tmp_path, monkeypatch):

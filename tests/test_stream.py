@@ -93,7 +93,21 @@ def test_stream_settings_rank_above_defaults_and_below_preset_file_and_flags(use
     assert load_stream(user_stream).domain_names == ["a_colors", "b_ships"]  # settings do not disturb loading
 
 
+def test_a_stream_can_size_one_condition_above_its_preset(user_stream):
+    (user_stream / "stream.yaml").write_text(SETTINGS_YAML + "  by_condition:\n    e:\n      training:\n"
+                                             "        epochs: 1\n")
+    e = load_config(overrides={"stream": str(user_stream), "condition": "e"})
+    assert e.training.epochs == 1 and e.training.lr == 3.0e-3  # above e's preset (3 epochs), the rest its own
+    assert load_config(overrides={"stream": str(user_stream), "condition": "b"}).training.epochs == 2
+    assert load_config(overrides={"stream": str(user_stream), "condition": "e",
+                                  "training": {"epochs": 4}}).training.epochs == 4  # flags still win
+
+
 @pytest.mark.parametrize(("settings", "fragment"), [
+    ("settings:\n  by_condition:\n    e:\n      training:\n        epochs: none\n",
+     r"stream\.yaml:6: key 'settings\.by_condition\.e\.training\.epochs'"),
+    ("settings:\n  by_condition:\n    g: {}\n", r"field 'settings\.by_condition': unknown condition\(s\) g"),
+    ("settings:\n  by_condition: [e]\n", r"field 'settings\.by_condition': must map a condition"),
     ("settings:\n  training:\n    epocs: 2\n", r"stream\.yaml:4: key 'settings\.training\.epocs': unknown key"),
     ("settings:\n  training:\n    epochs: none\n", r"stream\.yaml:4: key 'settings\.training\.epochs'"),
     ("settings:\n  stream: example\n", r"stream\.yaml: field 'settings\.stream': a stream cannot choose"),

@@ -16,11 +16,14 @@ PREPARABLE: tuple[str, ...] = ("five-domains", "five-domains-medium", "five-doma
 # questions scored before training and at the end, 4 documents' perplexity, bfloat16 autocast where the
 # hardware has it. Practice (a piece of condition e) keeps one question a sentence, a definition's
 # "What is the medical term for X?", and no reverse restatements ("Y is the medical term for X."; the
-# stream asks one direction only): all of its rules made 4-5x d's training tokens a round, these 2x.
+# stream asks one direction only): all of its rules made 4-5x d's training tokens a round. Condition e
+# trains 2 epochs here, not its preset's 3: with 3 it learned 0.657 against a's 0.408 but took 2.08x d's
+# wall time (docs/documents_only.md, "Sixth session"); `by_condition` ranks above the preset.
 RECOMMENDED_SETTINGS: dict[str, dict] = {
     "five-domains": {"training": {"epochs": 2, "group_by_length": True}, "mixed_precision": "auto",
                      "evaluation": {"max_items": 80, "exam_max_items": 30, "exam_rows": "ends", "perplexity_docs": 4},
-                     "practice": {"max_per_sentence": 1, "restatement_texts": False}},
+                     "practice": {"max_per_sentence": 1, "restatement_texts": False},
+                     "by_condition": {"e": {"training": {"epochs": 2}}}},
     "five-domains-medium": {"training": {"epochs": 3}, "mixed_precision": "auto"},
     "five-domains-large": {"training": {"epochs": 3}, "mixed_precision": "auto"},
 }
