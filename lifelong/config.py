@@ -289,6 +289,10 @@ def _stream_settings(stream: object) -> dict:
         return {}
     settings, source = stream_settings(stream)
     settings = copy.deepcopy(settings)
+    unknown = sorted(set(settings.get(BY_CONDITION) or {}) - set(CONDITIONS), key=str)
+    if unknown:
+        raise ConfigError(f"{source}: key 'settings.{BY_CONDITION}': unknown condition(s) "
+                          f"{', '.join(map(str, unknown))}; one of {', '.join(CONDITIONS)}")
     blocks = [((), {k: v for k, v in settings.items() if k != BY_CONDITION})]
     blocks += [((BY_CONDITION, name), block) for name, block in (settings.get(BY_CONDITION) or {}).items()]
     for prefix, block in blocks:

@@ -106,7 +106,8 @@ def test_a_stream_can_size_one_condition_above_its_preset(user_stream):
 @pytest.mark.parametrize(("settings", "fragment"), [
     ("settings:\n  by_condition:\n    e:\n      training:\n        epochs: none\n",
      r"stream\.yaml:6: key 'settings\.by_condition\.e\.training\.epochs'"),
-    ("settings:\n  by_condition:\n    g: {}\n", r"field 'settings\.by_condition': unknown condition\(s\) g"),
+    ("settings:\n  by_condition:\n    g: {}\n",
+     r"stream\.yaml: key 'settings\.by_condition': unknown condition\(s\) g"),
     ("settings:\n  by_condition: [e]\n", r"field 'settings\.by_condition': must map a condition"),
     ("settings:\n  training:\n    epocs: 2\n", r"stream\.yaml:4: key 'settings\.training\.epocs': unknown key"),
     ("settings:\n  training:\n    epochs: none\n", r"stream\.yaml:4: key 'settings\.training\.epochs'"),
