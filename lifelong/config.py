@@ -8,7 +8,6 @@ command-line flags. Errors name the key, and the file and line when known.
 from __future__ import annotations
 
 import contextlib
-import copy
 import re
 import sys
 from importlib import resources
@@ -266,8 +265,8 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     if not isinstance(condition, str):
         raise ConfigError(f"{path or 'config'}: key 'condition': must be one of {', '.join(CONDITIONS)}")
     stream = overrides.get("stream") or user.get("stream") or RunConfig().stream
-    recommended = _stream_settings(stream)
-    for_condition = (recommended.pop(BY_CONDITION, None) or {}).get(condition, {})
+    recommended, by_condition = _stream_settings(stream)
+    for_condition = by_condition.get(condition, {})
     merged = deep_merge(deep_merge(deep_merge(deep_merge(recommended, preset(condition)), for_condition), user),
                         overrides)
     try:
@@ -280,21 +279,21 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
 BY_CONDITION = "by_condition"  # a stream's settings for one condition, above its preset: {e: {training: ...}}
 
 
-def _stream_settings(stream: object) -> dict:
-    """The stream's recommended settings, checked on their own so that an error names its stream.yaml;
-    a copy, with the blocks under `by_condition` checked one by one."""
+def _stream_settings(stream: object) -> tuple[dict, dict]:
+    """The stream's recommended settings and its `by_condition` blocks (condition -> settings), each
+    checked on its own so that an error names the stream.yaml key."""
     from lifelong.data.stream_spec import stream_settings
 
     if not isinstance(stream, str | Path):
-        return {}
+        return {}, {}
     settings, source = stream_settings(stream)
-    settings = copy.deepcopy(settings)
-    unknown = sorted(set(settings.get(BY_CONDITION) or {}) - set(CONDITIONS), key=str)
+    general = {key: value for key, value in settings.items() if key != BY_CONDITION}
+    by_condition = settings.get(BY_CONDITION) or {}
+    unknown = sorted(set(by_condition) - set(CONDITIONS), key=str)
     if unknown:
         raise ConfigError(f"{source}: key 'settings.{BY_CONDITION}': unknown condition(s) "
                           f"{', '.join(map(str, unknown))}; one of {', '.join(CONDITIONS)}")
-    blocks = [((), {k: v for k, v in settings.items() if k != BY_CONDITION})]
-    blocks += [((BY_CONDITION, name), block) for name, block in (settings.get(BY_CONDITION) or {}).items()]
+    blocks = [((), general)] + [((BY_CONDITION, name), block) for name, block in by_condition.items()]
     for prefix, block in blocks:
         try:
             RunConfig.model_validate(block)
@@ -303,9 +302,8 @@ def _stream_settings(stream: object) -> dict:
             head = ("settings", *prefix)
             lines = {key[len(head):]: line for key, line in found.items()
                      if key[:len(head)] == head and len(key) > len(head)}
-            key_prefix = ".".join(("settings", *prefix)) + "."
-            raise ConfigError(_describe(error, str(source), lines, key_prefix=key_prefix)) from None
-    return settings
+            raise ConfigError(_describe(error, str(source), lines, key_prefix=".".join(head) + ".")) from None
+    return general, by_condition
 
 
 def load_saved_config(path: Path) -> RunConfig:

@@ -171,8 +171,9 @@ class Practice(Piece):
         made = [make_practice(document.text, self.options) for document in domain.documents]
         extra = [question_example(item, prompt) for m in made for item in m.questions]
         extra += [Example(text=text, source="restatement") for m in made for text in m.texts]
+        extra = [example for example in extra if example is not None]
         given = {(example.prompt, example.text) for example in examples}
-        new = [example for example in extra if example is not None and (example.prompt, example.text) not in given]
+        new = [example for example in extra if (example.prompt, example.text) not in given]
         self._log(domain.name, made, given=len(extra) - len(new))
         return examples + new * self.options.repeats
 
