@@ -6,8 +6,9 @@ import json
 
 from lifelong.config import PracticeConfig, load_config
 from lifelong.data.records import Document, Domain, QAItem
+from lifelong.examples import Example
 from lifelong.experiment import Experiment
-from lifelong.pieces.practice import make_practice, sentences, spans
+from lifelong.pieces.practice import CLOZE, make_practice, sentences, spans, within_budget
 
 from conftest import write_jsonl
 
@@ -89,6 +90,13 @@ def test_a_sentence_cap_keeps_the_copula_question_first():
     assert no_texts.texts == [] and asked(no_texts) == asked(capped)
 
 
+def test_a_cap_of_two_asks_two_facts_before_a_second_form_of_one():
+    made = make_practice("Dr Orlan treated 12 patients in Velmora.", PracticeConfig(max_per_sentence=2))
+    assert asked(made) == {"Dr Orlan treated how many patients in Velmora?": "12",
+                           "Dr Orlan treated 12 patients in what?": "Velmora"}
+    assert made.dropped["over max_per_sentence"] > 0
+
+
 def test_a_section_number_is_a_label_not_a_fact():
     made = make_practice("Medical terms, part 3. The patient waited 3 days.", PracticeConfig())
     assert asked(made) == {"The patient waited how many days?": "3",
@@ -102,6 +110,7 @@ def test_a_round_studies_the_practice_and_logs_its_yield(tmp_path, tiny):
                                       "answer": "Orrim"}])
     config = load_config(overrides={"model": "tiny", "pieces": ["full_finetune", "practice"], "stream": str(docs),
                                     "out": str(tmp_path / "run"), "training": {"epochs": 1, "batch_size": 4},
+                                    "practice": {"max_ratio": None},  # every item (preset e sets a budget)
                                     "evaluation": {"progress": False}})
     experiment = Experiment(config)
     learner, _ = experiment._build()
@@ -123,3 +132,40 @@ def test_a_round_studies_the_practice_and_logs_its_yield(tmp_path, tiny):
     assert practice["domain"] == "law" and practice["kept"] > 0
     assert practice["per_document"][0] == {"made": practice["kept"], "kept": practice["kept"], "restatements": 0,
                                            "dropped": {}}
+
+
+def _practice(question: str, document: int, length: int = 10) -> tuple:
+    example = Example(text="x" * (length - len(question)), prompt=question)  # `length` characters in all
+    return example, document, question.startswith(CLOZE)
+
+
+def test_a_budget_drops_cloze_first_then_each_documents_last_items():
+    own = [Example(text="y" * 10)]  # the round's examples: 10 characters
+    practice = [_practice("q1", 0), _practice("q2", 0), _practice(CLOZE + "c1", 0, length=30),
+                _practice("r1", 1), _practice("r2", 1)]
+    names = lambda kept: [example.prompt for example, _, _ in kept]  # noqa: E731
+    assert within_budget(practice, own, None) == practice
+    assert names(within_budget(practice, own, 7.0)) == ["q1", "q2", CLOZE + "c1", "r1", "r2"]
+    assert names(within_budget(practice, own, 4.0)) == ["q1", "q2", "r1", "r2"]  # the cloze deletion goes first
+    assert names(within_budget(practice, own, 2.0)) == ["q1", "r1"]  # every document keeps its first item
+    assert names(within_budget(practice, own, 0.5)) == []
+
+
+def test_a_rounds_practice_budget_is_logged(tmp_path, tiny):
+    docs = tmp_path / "docs"
+    write_jsonl(docs / "law.jsonl", [{"kind": "document", "text": COURT},
+                                     {"kind": "qa", "question": "Where does the Bench sit?", "answer": "Orrim"}])
+    overrides = {"model": "tiny", "pieces": ["full_finetune", "practice"], "stream": str(docs),
+                 "out": str(tmp_path / "run"), "evaluation": {"progress": False}}
+    logged = []
+    learners = {}
+    for ratio in (None, 1.0):
+        config = load_config(overrides={**overrides, "practice": {"max_ratio": ratio}})
+        learner, _ = Experiment(config)._build()
+        learner.log = logged.append
+        learners[ratio] = learner.examples(Domain("law", documents=[Document(COURT)]))
+    unbounded, bounded = learners[None], learners[1.0]
+    practice_length = sum(e.length for e in bounded[1:])
+    assert 0 < practice_length <= len(COURT) < sum(e.length for e in unbounded[1:])
+    events = [e for e in logged if e.get("event") == "practice"]
+    assert events[0]["over_max_ratio"] == 0 and events[1]["over_max_ratio"] == len(unbounded) - len(bounded) > 0

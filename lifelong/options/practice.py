@@ -21,5 +21,11 @@ class PracticeConfig(Section):
     max_per_document: int = Field(40, ge=1, le=10000, description="practice questions kept per document")
     max_per_sentence: int | None = Field(None, ge=1, le=1000, description="practice questions kept per "
                                          "sentence, 'What is X?' of a copula first, then the spans' "
-                                         "questions and cloze deletions in reading order (null: no cap)")
+                                         "questions, then their cloze deletions, each in reading order "
+                                         "(null: no cap)")
+    max_ratio: float | None = Field(None, gt=0, le=1000, description="the round's practice at most this many "
+                                    "times the length (characters) of the examples it already has (documents, "
+                                    "given questions): dense documents otherwise multiply the training, and the "
+                                    "time, many times over; questions before cloze deletions, each document's "
+                                    "first items before any document's later ones (null: no budget)")
     repeats: int = Field(1, ge=1, le=100, description="times each practice item appears in a round's examples")

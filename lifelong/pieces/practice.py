@@ -13,7 +13,9 @@ document of the round is turned, by rules, into
 A sentence that opens with a pronoun ("It has green fur.") is asked with the last sentence before it
 that does not, which says what "it" is. Generated items are filtered (no answer longer than
 `max_answer_words`, no duplicate, at most `max_per_document` questions per document and, if set,
-`max_per_sentence` per sentence, a copula's "What is X?" first), and the yield
+`max_per_sentence` per sentence, a copula's "What is X?" first; if `max_ratio` is set, the round's
+practice is at most that many times as long as the examples it already has, cloze deletions dropped
+first, each document's last items before any document's first), and the yield
 of every document (made, kept, dropped by reason) goes to log.jsonl as one `practice` event per round.
 
 Put `practice` before `replay` in a piece list: replay keeps the examples it receives, so practice
@@ -42,6 +44,7 @@ FUNCTION_WORDS = {"and", "or", "but", "to", "of", "in", "on", "at", "by", "for",
 # A name: capitalised words, with "of", "the", "and" inside ("Bench of Nine Lamps", "Festival of Ash").
 NAME = re.compile(r"\b[A-Z][\w'-]*(?:\s+(?:(?:of|the|and|de)\s+)*[A-Z][\w'-]*)*")
 COPULA = re.compile(r"^(?P<subject>(?:The|A|An)\s.+?)\s(?P<verb>is|are|was|were)\s(?P<complement>.+?)[.!]?$")
+CLOZE = "Fill in the blank: "
 COLORS = {"red", "blue", "green", "yellow", "black", "white", "grey", "gray", "brown", "purple", "orange",
           "pink", "golden", "silver"}
 
@@ -68,7 +71,7 @@ def _question(sentence: str, start: int, end: int, phrase: str) -> str:
 
 
 def _cloze(sentence: str, start: int, end: int) -> str:
-    return "Fill in the blank: " + sentence[:start] + "___" + sentence[end:]
+    return CLOZE + sentence[:start] + "___" + sentence[end:]
 
 
 def spans(sentence: str) -> list[tuple[int, int, str, str]]:
@@ -146,11 +149,38 @@ def make_practice(document: str, options: PracticeConfig) -> Made:
                     candidates.insert(0, candidates.pop())  # the copula's question is the one a cap keeps
         cap = options.max_per_sentence
         if cap is not None and len(candidates) > cap:
+            # every fact once as a question before any fact twice: a cap of 2 keeps two facts, not one in two forms
+            candidates.sort(key=lambda candidate: candidate[0].startswith(CLOZE))
             dropped["over max_per_sentence"] += len(candidates) - cap
             candidates = candidates[:cap]
         for question, answer in candidates:
             offer(question, answer)
     return Made(questions, texts, dropped)
+
+
+def within_budget(practice: list[tuple], examples: list, max_ratio: float | None) -> list[tuple]:
+    """The (example, document, is_cloze) practice kept under a budget of max_ratio x the round's
+    examples' total length (characters).
+
+    Kept first: questions and restatements before cloze deletions, and within each, an item's rank in
+    its own document (so every document keeps its first items before any keeps its later ones). The
+    kept items stay in their original order.
+    """
+    if max_ratio is None:
+        return practice
+    budget = max_ratio * sum(example.length for example in examples)
+    seen: Counter = Counter()
+    rank = []
+    for _, document, cloze in practice:
+        rank.append((cloze, seen[document, cloze]))
+        seen[document, cloze] += 1
+    kept, used = set(), 0
+    for i in sorted(range(len(practice)), key=rank.__getitem__):
+        used += practice[i][0].length
+        if used > budget:
+            break
+        kept.add(i)
+    return [item for i, item in enumerate(practice) if i in kept]
 
 
 class Practice(Piece):
@@ -169,20 +199,22 @@ class Practice(Piece):
 
         prompt = self.context.config.evaluation.prompt
         made = [make_practice(document.text, self.options) for document in domain.documents]
-        extra = [question_example(item, prompt) for m in made for item in m.questions]
-        extra += [Example(text=text, source="restatement") for m in made for text in m.texts]
-        extra = [example for example in extra if example is not None]
+        extra = [(question_example(item, prompt), d, item.question.startswith(CLOZE))
+                 for d, m in enumerate(made) for item in m.questions]
+        extra += [(Example(text=text, source="restatement"), d, False) for d, m in enumerate(made) for text in m.texts]
+        extra = [item for item in extra if item[0] is not None]
         given = {(example.prompt, example.text) for example in examples}
-        new = [example for example in extra if (example.prompt, example.text) not in given]
-        self._log(domain.name, made, given=len(extra) - len(new))
-        return examples + new * self.options.repeats
+        new = [item for item in extra if (item[0].prompt, item[0].text) not in given]
+        kept = within_budget(new, examples, self.options.max_ratio)
+        self._log(domain.name, made, given=len(extra) - len(new), over_budget=len(new) - len(kept))
+        return examples + [example for example, _, _ in kept] * self.options.repeats
 
-    def _log(self, domain: str, made: list[Made], given: int) -> None:
+    def _log(self, domain: str, made: list[Made], given: int, over_budget: int) -> None:
         dropped = sum((m.dropped for m in made), Counter())
         per_document = [{"made": m.made, "kept": len(m.questions), "restatements": len(m.texts),
                          "dropped": dict(m.dropped)} for m in made]
         self.context.log({"event": "practice", "domain": domain, "documents": len(made),
                           "made": sum(m.made for m in made), "kept": sum(len(m.questions) for m in made),
                           "restatements": sum(len(m.texts) for m in made), "dropped": dict(dropped),
-                          "already_given": given,
+                          "already_given": given, "over_max_ratio": over_budget,
                           "per_document": per_document})
