@@ -131,7 +131,7 @@ def test_a_round_studies_the_practice_and_logs_its_yield(tmp_path, tiny):
     practice = next(e for e in events if e["event"] == "practice")
     assert practice["domain"] == "law" and practice["kept"] > 0
     assert practice["per_document"][0] == {"made": practice["kept"], "kept": practice["kept"], "restatements": 0,
-                                           "dropped": {}}
+                                           "dropped": {}, "over_max_ratio": 0}
 
 
 def _practice(question: str, document: int, length: int = 10) -> tuple:
@@ -169,3 +169,4 @@ def test_a_rounds_practice_budget_is_logged(tmp_path, tiny):
     assert 0 < practice_length <= len(COURT) < sum(e.length for e in unbounded[1:])
     events = [e for e in logged if e.get("event") == "practice"]
     assert events[0]["over_max_ratio"] == 0 and events[1]["over_max_ratio"] == len(unbounded) - len(bounded) > 0
+    assert events[1]["per_document"][0]["over_max_ratio"] == events[1]["over_max_ratio"]

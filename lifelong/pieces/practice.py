@@ -206,15 +206,17 @@ class Practice(Piece):
         given = {(example.prompt, example.text) for example in examples}
         new = [item for item in extra if (item[0].prompt, item[0].text) not in given]
         kept = within_budget(new, examples, self.options.max_ratio)
-        self._log(domain.name, made, given=len(extra) - len(new), over_budget=len(new) - len(kept))
+        over_budget = Counter(d for _, d, _ in new) - Counter(d for _, d, _ in kept)
+        self._log(domain.name, made, given=len(extra) - len(new), over_budget=over_budget)
         return examples + [example for example, _, _ in kept] * self.options.repeats
 
-    def _log(self, domain: str, made: list[Made], given: int, over_budget: int) -> None:
+    def _log(self, domain: str, made: list[Made], given: int, over_budget: Counter) -> None:
+        """kept: what the rules' filters kept; over_max_ratio: of those, what the round's budget cut."""
         dropped = sum((m.dropped for m in made), Counter())
         per_document = [{"made": m.made, "kept": len(m.questions), "restatements": len(m.texts),
-                         "dropped": dict(m.dropped)} for m in made]
+                         "dropped": dict(m.dropped), "over_max_ratio": over_budget[d]} for d, m in enumerate(made)]
         self.context.log({"event": "practice", "domain": domain, "documents": len(made),
                           "made": sum(m.made for m in made), "kept": sum(len(m.questions) for m in made),
                           "restatements": sum(len(m.texts) for m in made), "dropped": dict(dropped),
-                          "already_given": given, "over_max_ratio": over_budget,
+                          "already_given": given, "over_max_ratio": sum(over_budget.values()),
                           "per_document": per_document})
