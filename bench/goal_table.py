@@ -12,7 +12,7 @@ one row, checked against the group's runs of the other conditions (the first of 
 - cost: e's wall time (training + evaluation, results.json `timing`) <= 2 x d's.
 
 A line whose baseline run is missing reads "no a" (or the missing conditions); it is not a pass.
-A stream named with --held-out is marked as run once (tuning must not look at it).
+A stream named with --held-out is marked as held out: scored, never tuned on.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def table(groups: dict[tuple[str, int], list[tuple[str, dict]]], held_out: set[s
         for _, results in runs:
             if results["condition"] != "e":
                 others.setdefault(results["condition"], results)
-        name = stream + (" (held out, run once)" if stream in held_out else "")
+        name = stream + (" (held out, not tuned on)" if stream in held_out else "")
         for run, results in runs:
             if results["condition"] == "e":
                 checks = check(results, others)
@@ -106,7 +106,7 @@ def table(groups: dict[tuple[str, int], list[tuple[str, dict]]], held_out: set[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (each with results.json)")
-    parser.add_argument("--held-out", action="append", default=[], help="stream name run once, untuned")
+    parser.add_argument("--held-out", action="append", default=[], help="a stream scored but never tuned on")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     text = table(group_runs(args.runs), set(args.held_out))

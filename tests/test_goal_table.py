@@ -38,5 +38,5 @@ def test_runs_group_by_stream_and_seed_and_the_table_marks_the_held_out_stream(t
     groups = goal_table.group_runs(sorted(tmp_path.iterdir()))
     assert sorted(groups) == [("docs", 0), ("docs", 1)]
     text = goal_table.table(groups, {"docs"})
-    assert "| docs (held out, run once) | 0 | e0 | yes (0.500 vs a 0.500)" in text
-    assert "| docs (held out, run once) | 1 | e1 | not run (no a)" in text
+    assert "| docs (held out, not tuned on) | 0 | e0 | yes (0.500 vs a 0.500)" in text
+    assert "| docs (held out, not tuned on) | 1 | e1 | not run (no a)" in text
