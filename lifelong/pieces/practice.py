@@ -14,8 +14,8 @@ A sentence that opens with a pronoun ("It has green fur.") is asked with the las
 that does not, which says what "it" is. Generated items are filtered (no answer longer than
 `max_answer_words`, no duplicate, at most `max_per_document` questions per document and, if set,
 `max_per_sentence` per sentence, a copula's "What is X?" first; if `max_ratio` is set, the round's
-practice is at most that many times as long as the examples it already has, cloze deletions dropped
-first, each document's last items before any document's first), and the yield
+practice is at most that many times as long as the examples it already has: cloze deletions go first,
+then each document's later items, so that every document keeps its first ones), and the yield
 of every document (made, kept, dropped by reason) goes to log.jsonl as one `practice` event per round.
 
 Put `practice` before `replay` in a piece list: replay keeps the examples it receives, so practice
