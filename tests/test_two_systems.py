@@ -179,3 +179,66 @@ def test_an_episode_adapter_starts_from_the_run_seed_whatever_drew_from_torch_be
     clean = first_adapter(0, disturb=False)
     assert clean and all(torch.equal(v, first_adapter(0, disturb=True)[n]) for n, v in clean.items())
     assert not all(torch.equal(v, first_adapter(1, disturb=False)[n]) for n, v in clean.items())
+
+
+def test_a_merge_sleep_puts_exactly_the_sum_of_the_episode_updates_into_the_base():
+    from peft.tuners.lora import LoraLayer
+
+    learner = build(method="merge", merge_type="cat", repair_epochs=0, min_transfer=0.0, min_answer_transfer=0.0)
+    learner.learn(PLINTH, seed=1)
+    learner.learn(QUARN, seed=2)
+    expected = {name: (m.get_base_layer().weight + m.get_delta_weight("episode-1") + m.get_delta_weight("episode-2"))
+                .detach().clone() for name, m in learner.model.named_modules() if isinstance(m, LoraLayer)}
+    record = learner.pieces[1].sleep()
+    assert record["passed"] and record["method"] == "merge (cat, 0 repair epochs)" and record["steps"] == 0
+    assert learner.pieces[0].adapters == []  # a kept sleep leaves no episode adapter live
+    for name, module in learner.model.named_modules():
+        if name in expected:
+            assert torch.allclose(module.get_base_layer().weight, expected[name], atol=1e-5), name
+
+
+def test_a_merge_that_would_lose_the_gain_is_rolled_back_and_says_why():
+    learner = build(method="merge", repair_epochs=0, min_transfer=0.99, min_answer_transfer=0.0)
+    learner.learn(PLINTH, seed=1)
+    learner.learn(QUARN, seed=2)  # two adapters summed: each episode's text also sees the other's update
+    before = base_weights(learner)
+    record = learner.pieces[1].sleep()
+    assert not record["passed"] and record["transfer"] < 0.99
+    assert "of the perplexity gain < 0.99" in record["why"]
+    assert all(torch.equal(before[n], base_weights(learner)[n]) for n in before)
+    assert learner.pieces[0].adapters == ["episode-1", "episode-2"]
+
+
+def test_choose_threshold_routes_the_most_practice_questions_right():
+    from lifelong.pieces.fast_adapters import choose_threshold
+
+    grid = (0.1, 0.2, 0.3, 0.4, 0.5)
+    # own questions match their episode at 0.45 and 0.6; general ones reach 0.15 and 0.25 at most
+    threshold, share = choose_threshold([0.45, 0.6], [0.15, 0.25], grid)
+    assert threshold in (0.3, 0.4) and share == 1.0
+    # one own question matched another episode best (-1): no threshold routes it right; of the four that
+    # tie at two right, the middle one
+    threshold, share = choose_threshold([0.45, -1.0, 0.35], [0.3], grid)
+    assert threshold == 0.3 and share == 0.5
+
+
+def test_thresholds_come_from_practice_questions_and_the_same_seed_routes_the_same():
+    questions = ["Question: What color is the zorb of Plinth?", "Question: What do Quarn sails look like?",
+                 "Question: What is the capital of France?", "Question: Who feeds the herders?"]
+
+    def routes():
+        learner = build(min_transfer=0.0)
+        learner.pieces[0].options.route_thresholds_from = "practice"
+        logged = []
+        learner.log = logged.append
+        learner.learn(PLINTH, seed=1)
+        learner.learn(QUARN, seed=2)
+        ids = learner.tokenizer(questions, return_tensors="pt", padding=True)["input_ids"]
+        return learner.pieces[0], learner.pieces[0].route_names(ids), logged
+
+    fast, first, logged = routes()
+    assert set(fast.thresholds) == {"distinctive"}  # PLINTH's practice question has distinctive words only
+    calibrations = [r for r in logged if isinstance(r, dict) and r.get("event") == "routing_calibration"]
+    assert calibrations and calibrations[-1]["distinctive"]["practice"] == 1
+    assert first[0] == "episode-1" and first[2] == BASE
+    assert routes()[1] == first

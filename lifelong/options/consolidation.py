@@ -3,14 +3,26 @@ the `consolidation:` section of the run config."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from lifelong.options.base import Section
 
 
 class ConsolidationConfig(Section):
-    """The slow system: "sleep" distils the episode adapters into the base weights, then drops them."""
+    """The slow system: "sleep" folds the episode adapters into the base weights, then drops them."""
 
+    method: Literal["distill", "merge"] = Field("distill", description="distill: a fresh consolidation adapter "
+                                                "learns the adapters' outputs by distillation (`epochs`); merge: "
+                                                "it starts as PEFT's combination of the episode adapters "
+                                                "(`merge_type`), then `repair_epochs` of the same distillation")
+    merge_type: Literal["cat", "ties_svd", "dare_ties_svd", "dare_linear_svd", "svd"] = Field(
+        "cat", description="PEFT's add_weighted_adapter combination_type; cat is the exact sum of the adapters' "
+        "updates, the svd kinds trim (TIES) or drop (DARE) entries of the summed update, then refactor it")
+    density: float = Field(0.5, gt=0, le=1, description="share of each update's entries that TIES/DARE keep")
+    repair_epochs: int = Field(1, ge=0, le=100, description="merge: distillation epochs after the merge "
+                               "(0: the merge alone)")
     every: int = Field(3, ge=0, description="sleep after every `every` episodes; 0 = only on command")
     lr: float = Field(1e-3, gt=0, le=1.0, description="learning rate of the consolidation adapter")
     epochs: int = Field(2, ge=1, le=100)

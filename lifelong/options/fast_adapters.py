@@ -24,3 +24,7 @@ class FastAdaptersConfig(Section):
                                    "(not one token), between an input and an episode's text to use its adapter")
     route_threshold_common: float = Field(0.4, ge=0, le=1, description="the same for an input made only of "
                                           "common words")
+    route_thresholds_from: Literal["config", "practice"] = Field(
+        "config", description="config: the two thresholds above; practice: after every episode both are chosen "
+        "again on practice questions only (each episode's own should reach its adapter, the core set's the base), "
+        "never on eval questions; kept as configured where there are no practice questions")

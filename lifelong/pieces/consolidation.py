@@ -132,8 +132,12 @@ class Consolidation(Piece):
         items = self._material(episodes)
         before = self._measure(episodes, adapters=True)
         snapshot = self._base_snapshot()
-        self._add_sleep_adapter()
-        steps = self._distil(items)
+        if self.options.method == "merge":
+            self._add_merged_adapter(episodes)
+            steps = self._distil(items, self.options.repair_epochs)
+        else:
+            self._add_sleep_adapter()
+            steps = self._distil(items, self.options.epochs)
         new_fisher = self._estimate_fisher(items)
         self._merge_sleep_adapter()
         after = self._measure(episodes, adapters=False)
@@ -166,13 +170,22 @@ class Consolidation(Piece):
             canary_ok, reason = verdict.drop <= verdict.tolerance + 1e-9, verdict.reason
         transfer = kept_share(before["base_nll"], before["teacher_nll"], after["base_nll"], lower_is_better=True)
         answers = kept_share(before["base_answers"], before["teacher_answers"], after["base_answers"])
-        return {"event": "sleep", "episodes": episodes, "steps": steps,
-                "passed": bool(canary_ok and transfer >= o.min_transfer and answers >= o.min_answer_transfer),
+        failed = [why for why, bad in ((f"canary: {reason}", not canary_ok),
+                                       (f"kept {transfer:.2f} of the perplexity gain < {o.min_transfer}",
+                                        transfer < o.min_transfer),
+                                       (f"kept {answers:.2f} of the answer gain < {o.min_answer_transfer}",
+                                        answers < o.min_answer_transfer)) if bad]
+        return {"event": "sleep", "method": self._method_name(), "episodes": episodes, "steps": steps,
+                "passed": not failed, "why": "; ".join(failed) or "every check passed",
                 "canary_before": before["canary"], "canary_after": after["canary"],
                 "transfer": round(transfer, 4), "answer_transfer": round(answers, 4),
                 "answers": {"base_before": before["base_answers"], "with_adapters": before["teacher_answers"],
                             "base_after": after["base_answers"]},
                 "canary_ok": canary_ok, "canary_check": reason}
+
+    def _method_name(self) -> str:
+        o = self.options
+        return f"merge ({o.merge_type}, {o.repair_epochs} repair epochs)" if o.method == "merge" else "distill"
 
     # ---- the material ---------------------------------------------------------------------------
     def _material(self, episodes: list[str]) -> list[tuple[object, str]]:
@@ -248,6 +261,19 @@ class Consolidation(Piece):
         self._anchor = {n: p.detach().clone() for n, p in model.named_parameters() if f".{SLEEP}." in n}
         self.fast.activate([SLEEP], trainable=True)
 
+    def _add_merged_adapter(self, episodes: list[str]) -> None:
+        """The consolidation adapter as PEFT's combination of the episode adapters (`merge_type`): with `cat`
+        its update is exactly the sum of theirs; DARE's random drop is seeded from the run's seed."""
+        o, model = self.options, self.context.model
+        svd = {"svd_rank": sum(model.peft_config[name].r for name in episodes)} if "svd" in o.merge_type else {}
+        density = {"density": o.density} if o.merge_type not in ("cat", "svd") else {}
+        with torch.random.fork_rng():
+            torch.manual_seed(self.context.config.seed)
+            model.add_weighted_adapter(episodes, [1.0] * len(episodes), SLEEP, combination_type=o.merge_type,
+                                       **svd, **density)
+        self._anchor = {n: p.detach().clone() for n, p in model.named_parameters() if f".{SLEEP}." in n}
+        self.fast.activate([SLEEP], trainable=True)
+
     def _sleep_params(self) -> list[tuple[str, torch.nn.Parameter]]:
         return [(n, p) for n, p in self.context.model.named_parameters() if f".{SLEEP}." in n]
 
@@ -267,7 +293,7 @@ class Consolidation(Piece):
                  for n, p in self._sleep_params() if n in self.fisher and self.fisher[n].shape == p.shape]
         return 0.5 * self.options.ewc_lambda * torch.stack(terms).sum() if terms else None
 
-    def _distil(self, items: list[tuple[object, str]]) -> int:
+    def _distil(self, items: list[tuple[object, str]], epochs: int) -> int:
         """Train the consolidation adapter on KL to the teachers; returns the optimizer steps taken."""
         from lifelong.training import collate, tokenize_examples
 
@@ -280,7 +306,7 @@ class Consolidation(Piece):
         params = [p for _, p in self._sleep_params()]
         device = params[0].device
         rng, steps = random.Random(f"sleep-order-{self.context.config.seed}"), 0
-        for _ in range(o.epochs):
+        for _ in range(epochs):
             rng.shuffle(pairs)
             for start in range(0, len(pairs), o.batch_size):
                 chunk = pairs[start:start + o.batch_size]

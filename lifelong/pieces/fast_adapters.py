@@ -148,6 +148,26 @@ class TfidfRouter:
         self._index = {}
 
 
+THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 17))  # 0.05 .. 0.80
+
+
+def choose_threshold(own: list[float], general: list[float], grid: tuple[float, ...] = THRESHOLD_GRID
+                     ) -> tuple[float, float]:
+    """The routing threshold that sends the most practice questions where they belong, and that share.
+
+    `own`: for each episode's practice question, its similarity to its own episode where that episode is
+    its best match (else -1: no threshold routes it right); `general`: for each general question, its best
+    similarity to any episode (-1 where the general text matched best: it reaches the base anyway). Of the
+    thresholds that tie, the middle one.
+    """
+    def right(t: float) -> int:
+        return sum(s >= t for s in own) + sum(s < t for s in general)
+
+    most = max(right(t) for t in grid)
+    tied = [t for t in grid if right(t) == most]
+    return tied[len(tied) // 2], most / max(1, len(own) + len(general))
+
+
 class FastAdapters(Piece):
     """A fresh LoRA adapter per episode (base frozen); routed or stacked at inference."""
 
@@ -164,6 +184,8 @@ class FastAdapters(Piece):
         self.routing = True  # off while another piece drives the active adapters itself (the sleep's student)
         self._background = None  # the core set the router holds as general text
         self._hook = None
+        self.practice: dict[str, list[str]] = {}  # adapter name -> its practice questions (for calibration)
+        self.thresholds: dict[str, float] = {}  # chosen on practice questions: "distinctive", "common"
 
     def peft_config(self) -> LoraConfig:
         o = self.options
@@ -194,8 +216,8 @@ class FastAdapters(Piece):
         name = f"episode-{self.episodes}"
         self.add_adapter(name)
         self.domains[name] = domain.name
-        texts = [doc.text for doc in domain.documents] + [item.question for item in domain.train_items]
-        self.router.add(name, texts or [domain.name])
+        self.practice[name] = [item.question for item in domain.train_items]
+        self.router.add(name, [doc.text for doc in domain.documents] + self.practice[name] or [domain.name])
 
     def add_adapter(self, name: str) -> None:
         """A new adapter, initialised from the run's seed and the adapter's name alone: the same seed gives the
@@ -218,6 +240,43 @@ class FastAdapters(Piece):
 
     def after_round(self, domain) -> None:
         self.activate(self.adapters, trainable=False)
+        if self.options.route_thresholds_from == "practice":
+            self.calibrate()
+
+    def calibrate(self) -> dict:
+        """Choose both routing thresholds on practice questions (see `choose_threshold`), against the episodes'
+        documents alone, so that no question matches itself; logs and returns the choice."""
+        self._set_background()
+        general = [q.question for q in self._background.items] if self._background is not None else []
+        router = TfidfRouter(self.router.is_common)
+        for name in self.adapters:
+            practice = set(self.practice.get(name, []))
+            router.add(name, [t for t in self.router.episodes.get(name, []) if t not in practice] or [name])
+        if self._background is not None:
+            router.set_background([d.text for d in self._background.documents])
+        record = {"event": "routing_calibration"}
+        for tier, distinctive in (("distinctive", True), ("common", False)):
+            own = [self._own_score(router, q, name, distinctive) for name in self.adapters
+                   for q in self.practice.get(name, []) if bool(router.terms(q, True)) == distinctive]
+            others = [self._general_score(router, q, distinctive) for q in general
+                      if bool(router.terms(q, True)) == distinctive]
+            if own:
+                self.thresholds[tier], share = choose_threshold(own, others)
+                record[tier] = {"threshold": self.thresholds[tier], "right": round(share, 4),
+                                "practice": len(own), "general": len(others)}
+        self.context.log(record)
+        return record
+
+    @staticmethod
+    def _own_score(router: TfidfRouter, question: str, name: str, distinctive: bool) -> float:
+        scores = router.similarities(question, distinctive)
+        return scores[name] if max(scores, key=scores.get) == name else -1.0
+
+    @staticmethod
+    def _general_score(router: TfidfRouter, question: str, distinctive: bool) -> float:
+        scores = router.similarities(question, distinctive)
+        best = max(scores, key=scores.get)
+        return -1.0 if best == BASE else scores[best]
 
     # ---- which adapters act ---------------------------------------------------------------------
     def activate(self, names: list[str], trainable: bool = False) -> None:
@@ -238,6 +297,7 @@ class FastAdapters(Piece):
                 model.delete_adapter(name)
                 self.router.remove(name)
                 self.domains.pop(name, None)
+                self.practice.pop(name, None)
         self.adapters = []
         self.activate([], trainable=False)
         return dropped
@@ -249,8 +309,9 @@ class FastAdapters(Piece):
         names = []
         for row in input_ids.tolist():
             text = tokenizer.decode(row, skip_special_tokens=True)
-            names.append(self.router.route(text.rsplit(self.separator, 1)[-1], self.options.route_threshold,
-                                           self.options.route_threshold_common))
+            names.append(self.router.route(text.rsplit(self.separator, 1)[-1],
+                                           self.thresholds.get("distinctive", self.options.route_threshold),
+                                           self.thresholds.get("common", self.options.route_threshold_common)))
         return names
 
     def _set_background(self) -> None:
@@ -296,7 +357,8 @@ class FastAdapters(Piece):
     # ---- resume -----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"adapters": list(self.adapters), "episodes": self.episodes, "domains": dict(self.domains),
-                "router": self.router.state_dict()}
+                "router": self.router.state_dict(), "practice": dict(self.practice),
+                "thresholds": dict(self.thresholds)}
 
     def load_state_dict(self, state: dict) -> None:
         """Re-creates the saved adapters (empty) and removes others, so the saved weights can be loaded into them."""
@@ -313,5 +375,7 @@ class FastAdapters(Piece):
         self.episodes = int(state.get("episodes", 0))
         self.domains = dict(state.get("domains", {}))
         self.router.load_state_dict(state.get("router", {}))
+        self.practice = {name: list(q) for name, q in state.get("practice", {}).items()}
+        self.thresholds = dict(state.get("thresholds", {}))
         self._background = None
         self.activate(self.adapters, trainable=False)
