@@ -258,8 +258,7 @@ class Consolidation(Piece):
             torch.manual_seed(self.context.config.seed)  # the same starting point every sleep: EWC's anchor
             model.add_adapter(SLEEP, LoraConfig(r=o.r, lora_alpha=o.lora_alpha, task_type="CAUSAL_LM",
                                                 target_modules=self.fast.options.target_modules))
-        self._anchor = {n: p.detach().clone() for n, p in model.named_parameters() if f".{SLEEP}." in n}
-        self.fast.activate([SLEEP], trainable=True)
+        self._train_sleep_adapter()
 
     def _add_merged_adapter(self, episodes: list[str]) -> None:
         """The consolidation adapter as PEFT's combination of the episode adapters (`merge_type`): with `cat`
@@ -271,6 +270,11 @@ class Consolidation(Piece):
             torch.manual_seed(self.context.config.seed)
             model.add_weighted_adapter(episodes, [1.0] * len(episodes), SLEEP, combination_type=o.merge_type,
                                        **svd, **density)
+        self._train_sleep_adapter()
+
+    def _train_sleep_adapter(self) -> None:
+        """The consolidation adapter as it starts (EWC's anchor) becomes the only trainable one."""
+        model = self.context.model
         self._anchor = {n: p.detach().clone() for n, p in model.named_parameters() if f".{SLEEP}." in n}
         self.fast.activate([SLEEP], trainable=True)
 
