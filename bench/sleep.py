@@ -33,6 +33,7 @@ METHODS = {
     "merge": {"method": "merge", "merge_type": "cat", "repair_epochs": 0},
     "merge-repair": {"method": "merge", "merge_type": "cat", "repair_epochs": 1},
     "ties": {"method": "merge", "merge_type": "ties_svd", "repair_epochs": 1},
+    "rehearse": {"method": "rehearse"},
 }
 EVERY = 3
 CALLS = 6

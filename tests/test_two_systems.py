@@ -242,3 +242,30 @@ def test_thresholds_come_from_practice_questions_and_the_same_seed_routes_the_sa
     assert calibrations and calibrations[-1]["distinctive"]["practice"] == 1
     assert first[0] == "episode-1" and first[2] == BASE
     assert routes()[1] == first
+
+
+def test_rehearsal_loss_learns_the_days_rows_and_keeps_the_others_on_the_teacher():
+    from lifelong.pieces.consolidation import rehearsal_loss
+
+    torch.manual_seed(0)
+    student, teacher = torch.randn(2, 4, 7), torch.randn(2, 4, 7)
+    labels = torch.tensor([[-100, 3, 5, 1], [-100, 2, 2, -100]])
+    learned = rehearsal_loss(student, teacher, labels, torch.tensor([True, False]), temperature=1.0)
+    ce = torch.nn.functional.cross_entropy(student[0, :-1], labels[0, 1:], reduction="sum")
+    kl = torch.nn.functional.kl_div(student[1, :2].log_softmax(-1), teacher[1, :2].log_softmax(-1),
+                                    log_target=True, reduction="sum")
+    assert learned.item() == pytest.approx(((ce + kl) / 5).item(), rel=1e-5)
+    # a kept row whose student already matches its teacher costs nothing
+    unchanged = rehearsal_loss(teacher, teacher, labels, torch.tensor([False, False]), 1.0)
+    assert unchanged.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_rehearse_sleep_trains_on_the_days_labels_under_ewc_and_drops_the_adapter():
+    learner = build(method="rehearse", epochs=25, lr=1e-2, batch_size=2, min_transfer=0.5, min_answer_transfer=0.0)
+    base_ppl = log_ppl(learner, PLINTH, adapters=False)
+    learner.learn(PLINTH, seed=1)
+    record = learner.pieces[1].sleep()
+    assert record["passed"] and record["method"] == "rehearse" and record["steps"] > 0, record
+    assert learner.pieces[0].adapters == []
+    assert log_ppl(learner, PLINTH, adapters=False) < base_ppl - 0.15  # the base learned the day's documents
+    assert learner.pieces[1].fisher  # the online EWC Fisher carries to the next sleep

@@ -13,10 +13,12 @@ from lifelong.options.base import Section
 class ConsolidationConfig(Section):
     """The slow system: "sleep" folds the episode adapters into the base weights, then drops them."""
 
-    method: Literal["distill", "merge"] = Field("distill", description="distill: a fresh consolidation adapter "
-                                                "learns the adapters' outputs by distillation (`epochs`); merge: "
-                                                "it starts as PEFT's combination of the episode adapters "
-                                                "(`merge_type`), then `repair_epochs` of the same distillation")
+    method: Literal["distill", "merge", "rehearse"] = Field(
+        "distill", description="distill: a fresh consolidation adapter learns the adapters' outputs by "
+        "distillation (`epochs`); merge: it starts as PEFT's combination of the episode adapters (`merge_type`), "
+        "then `repair_epochs` of the same distillation; rehearse: a fresh adapter learns the day's examples "
+        "(documents and Q/A) themselves by cross-entropy for `epochs`, old material by distillation from the "
+        "base, under online EWC with a Fisher taken on the old material first")
     merge_type: Literal["cat", "ties_svd", "dare_ties_svd", "dare_linear_svd", "svd"] = Field(
         "cat", description="PEFT's add_weighted_adapter combination_type; cat is the exact sum of the adapters' "
         "updates, the svd kinds trim (TIES) or drop (DARE) entries of the summed update, then refactor it")

@@ -11,7 +11,11 @@ Every `every` episodes (or on command: `lifelong learn --sleep`, `Consolidation.
    divergence from the teacher's next-token distributions (temperature `temperature`), under
    layer-wise LR decay (lr * xi^(L-l)) and an online EWC penalty over the consolidation adapter
    (its Fisher accumulated over earlier sleeps; the adapter starts each sleep from the same seeded
-   initialisation, so the anchor is that initial point: the base as it stands);
+   initialisation, so the anchor is that initial point: the base as it stands).
+   Other `method`s: `merge` starts the adapter as PEFT's combination of the episode adapters, `merge_type`,
+   then distils for `repair_epochs`; `rehearse` trains the day's examples on their own labels by
+   cross-entropy and the old material on KL to the base, its EWC Fisher including one taken on the
+   old material before this sleep;
 3. the adapter is merged into the base weights and the self-test runs on the base alone: the canary
    must not fall by more than `max_canary_drop` of its pre-sleep score, and the base must keep at
    least `min_transfer` of the adapters' log-perplexity gain on the episodes' documents, and at least
@@ -80,6 +84,20 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torc
     return kl * temperature ** 2
 
 
+def rehearsal_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, learn_rows: torch.Tensor,
+                   temperature: float) -> torch.Tensor:
+    """Per predicted token: cross-entropy to the labels in the rows `learn_rows` marks (the day's examples,
+    learned as they are), KL(teacher || student) scaled by T^2 in the others (old material, kept as it was)."""
+    mask = labels[:, 1:] != -100
+    learn = mask & learn_rows[:, None].to(mask.device)
+    keep = mask & ~learn
+    ce = F.cross_entropy(student[:, :-1][learn].float(), labels[:, 1:][learn], reduction="sum")
+    s = student[:, :-1][keep].float() / temperature
+    t = teacher[:, :-1][keep].float() / temperature
+    kl = F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), log_target=True, reduction="sum") * temperature ** 2
+    return (ce + kl) / mask.sum().clamp(min=1)
+
+
 class Consolidation(Piece):
     """Periodic "sleep": distil episode adapters into the base weights; self-test; drop or roll back."""
 
@@ -132,9 +150,15 @@ class Consolidation(Piece):
         items = self._material(episodes)
         before = self._measure(episodes, adapters=True)
         snapshot = self._base_snapshot()
+        self._protect = self.fisher
         if self.options.method == "merge":
             self._add_merged_adapter(episodes)
             steps = self._distil(items, self.options.repair_epochs)
+        elif self.options.method == "rehearse":
+            self._add_sleep_adapter()
+            # learning the labels pulls harder than matching a teacher: guard what the old material needs now
+            self._protect = self._combined(self.fisher, self._estimate_fisher([i for i in items if i[1] == BASE]))
+            steps = self._distil(items, self.options.epochs, rehearse=True)
         else:
             self._add_sleep_adapter()
             steps = self._distil(items, self.options.epochs)
@@ -185,7 +209,7 @@ class Consolidation(Piece):
 
     def _method_name(self) -> str:
         o = self.options
-        return f"merge ({o.merge_type}, {o.repair_epochs} repair epochs)" if o.method == "merge" else "distill"
+        return f"merge ({o.merge_type}, {o.repair_epochs} repair epochs)" if o.method == "merge" else o.method
 
     # ---- the material ---------------------------------------------------------------------------
     def _material(self, episodes: list[str]) -> list[tuple[object, str]]:
@@ -291,14 +315,16 @@ class Consolidation(Piece):
                 for d, ps in sorted(groups.items())]
 
     def _penalty(self) -> torch.Tensor | None:
-        if not self.fisher or self.options.ewc_lambda == 0:
+        fisher = getattr(self, "_protect", self.fisher)
+        if not fisher or self.options.ewc_lambda == 0:
             return None
-        terms = [(self.fisher[n].to(p.device) * (p - self._anchor[n]).pow(2)).sum()
-                 for n, p in self._sleep_params() if n in self.fisher and self.fisher[n].shape == p.shape]
+        terms = [(fisher[n].to(p.device) * (p - self._anchor[n]).pow(2)).sum()
+                 for n, p in self._sleep_params() if n in fisher and fisher[n].shape == p.shape]
         return 0.5 * self.options.ewc_lambda * torch.stack(terms).sum() if terms else None
 
-    def _distil(self, items: list[tuple[object, str]], epochs: int) -> int:
-        """Train the consolidation adapter on KL to the teachers; returns the optimizer steps taken."""
+    def _distil(self, items: list[tuple[object, str]], epochs: int, rehearse: bool = False) -> int:
+        """Train the consolidation adapter on KL to the teachers (with `rehearse`: on the episode examples'
+        own labels, KL to the base elsewhere); returns the optimizer steps taken."""
         from lifelong.training import collate, tokenize_examples
 
         cfg, o = self.context.config.training, self.options
@@ -318,9 +344,13 @@ class Consolidation(Piece):
                 inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
                 model.eval()
                 with torch.no_grad():
-                    teacher = model(**inputs, adapter_names=[t for _, t in chunk]).logits
+                    teacher = model(**inputs, adapter_names=[BASE if rehearse else t for _, t in chunk]).logits
                 model.train()
-                loss = distillation_loss(model(**inputs).logits, teacher, batch["labels"], o.temperature)
+                if rehearse:
+                    learn_rows = torch.tensor([t != BASE for _, t in chunk])
+                    loss = rehearsal_loss(model(**inputs).logits, teacher, batch["labels"], learn_rows, o.temperature)
+                else:
+                    loss = distillation_loss(model(**inputs).logits, teacher, batch["labels"], o.temperature)
                 extra = self._penalty()
                 if extra is not None:
                     loss = loss + extra
@@ -337,15 +367,23 @@ class Consolidation(Piece):
         return steps
 
     def _estimate_fisher(self, items) -> dict[str, torch.Tensor]:
+        if not items:
+            return {}
         helper = Ewc(EwcConfig())
         helper.context = self.context
         sample = random.Random(f"sleep-fisher-{len(self.sleeps)}").sample([e for e, _ in items], min(32, len(items)))
         with self.fast.unrouted():
             return helper.estimate_fisher(self.context.model, sample)
 
+    @staticmethod
+    def _combined(old: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Online EWC: the sum of the Fishers, parameter by parameter (a new shape replaces the old)."""
+        summed = {n: (old[n].to(f.device) + f if n in old and old[n].shape == f.shape else f).detach().cpu()
+                  for n, f in new.items()}
+        return {**old, **summed}
+
     def _accumulate(self, new: dict[str, torch.Tensor]) -> None:
-        self.fisher = {n: (self.fisher[n].to(f.device) + f if n in self.fisher and self.fisher[n].shape == f.shape
-                           else f).detach().cpu() for n, f in new.items()}
+        self.fisher = self._combined(self.fisher, new)
 
     def _merge_sleep_adapter(self) -> None:
         model = self.context.model
