@@ -54,7 +54,9 @@ def batches(folder: Path) -> list[Path]:
             items = [i for i in domain.items if isinstance(i, QAItem) and normalize(i.answer) in text]
             path = folder / f"{domain_file.stem}-{part}.jsonl"
             records = [record_to_json(Document(d.text)) for d in docs] + [record_to_json(i) for i in items]
-            path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+            text = "".join(json.dumps(r) + "\n" for r in records)
+            if not path.is_file() or path.read_text(encoding="utf-8") != text:  # runs side by side share them
+                path.write_text(text, encoding="utf-8")
             paths.append(path)
     return paths
 
