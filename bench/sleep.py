@@ -34,6 +34,7 @@ METHODS = {
     "merge-repair": {"method": "merge", "merge_type": "cat", "repair_epochs": 1},
     "ties": {"method": "merge", "merge_type": "ties_svd", "repair_epochs": 1},
     "rehearse": {"method": "rehearse"},
+    "merge-rehearse": {"method": "merge", "merge_type": "cat", "repair_epochs": 1, "repair": "rehearse"},
 }
 EVERY = 3
 CALLS = 6

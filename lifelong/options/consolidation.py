@@ -25,6 +25,8 @@ class ConsolidationConfig(Section):
     density: float = Field(0.5, gt=0, le=1, description="share of each update's entries that TIES/DARE keep")
     repair_epochs: int = Field(1, ge=0, le=100, description="merge: distillation epochs after the merge "
                                "(0: the merge alone)")
+    repair: Literal["distill", "rehearse"] = Field("distill", description="merge: how the repair epochs train "
+                                                   "(the distill or the rehearse loss)")
     every: int = Field(3, ge=0, description="sleep after every `every` episodes; 0 = only on command")
     lr: float = Field(1e-3, gt=0, le=1.0, description="learning rate of the consolidation adapter")
     epochs: int = Field(2, ge=1, le=100)

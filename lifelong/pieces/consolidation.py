@@ -12,10 +12,10 @@ Every `every` episodes (or on command: `lifelong learn --sleep`, `Consolidation.
    layer-wise LR decay (lr * xi^(L-l)) and an online EWC penalty over the consolidation adapter
    (its Fisher accumulated over earlier sleeps; the adapter starts each sleep from the same seeded
    initialisation, so the anchor is that initial point: the base as it stands).
-   Other `method`s: `merge` starts the adapter as PEFT's combination of the episode adapters, `merge_type`,
-   then distils for `repair_epochs`; `rehearse` trains the day's examples on their own labels by
-   cross-entropy and the old material on KL to the base, its EWC Fisher including one taken on the
-   old material before this sleep;
+   Other `method`s: `merge` starts the adapter as PEFT's combination of the episode adapters
+   (`merge_type`), then trains for `repair_epochs` (`repair`: the distill or the rehearse loss);
+   `rehearse` trains the day's examples on their own labels by cross-entropy and the old material on KL
+   to the base, its EWC Fisher including one taken on the old material before this sleep;
 3. the adapter is merged into the base weights and the self-test runs on the base alone: the canary
    must not fall by more than `max_canary_drop` of its pre-sleep score, and the base must keep at
    least `min_transfer` of the adapters' log-perplexity gain on the episodes' documents, and at least
@@ -153,7 +153,7 @@ class Consolidation(Piece):
         self._protect = self.fisher
         if self.options.method == "merge":
             self._add_merged_adapter(episodes)
-            steps = self._distil(items, self.options.repair_epochs)
+            steps = self._distil(items, self.options.repair_epochs, rehearse=self.options.repair == "rehearse")
         elif self.options.method == "rehearse":
             self._add_sleep_adapter()
             # learning the labels pulls harder than matching a teacher: guard what the old material needs now
@@ -209,7 +209,8 @@ class Consolidation(Piece):
 
     def _method_name(self) -> str:
         o = self.options
-        return f"merge ({o.merge_type}, {o.repair_epochs} repair epochs)" if o.method == "merge" else o.method
+        repair = "" if o.repair == "distill" else f" of {o.repair}"
+        return f"merge ({o.merge_type}, {o.repair_epochs} repair epochs{repair})" if o.method == "merge" else o.method
 
     # ---- the material ---------------------------------------------------------------------------
     def _material(self, episodes: list[str]) -> list[tuple[object, str]]:
