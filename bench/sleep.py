@@ -102,9 +102,12 @@ def sleep_rows(history: list[dict], base: dict[str, float]) -> list[dict]:
             continue
         record = entry["sleep"]
         gain_before = _mean([before["scores"][e["name"]] - base[batch_of(e)] for e in since])
-        gain_after = _mean([entry["scores"][e["name"]] - base[batch_of(e)] for e in since])
+        # after a rollback the scores are the restored adapters', not the base's: nothing was kept
+        gain_after = _mean([entry["scores"][e["name"]] - base[batch_of(e)] for e in since]) \
+            if record.get("passed") else None
+        kept = gain_after / gain_before if gain_after is not None and gain_before > 1e-9 else None
         rows.append({"adapters_in": len(record.get("episodes", [])), "gain_before": gain_before,
-                     "gain_after": gain_after, "kept": gain_after / gain_before if gain_before > 1e-9 else None,
+                     "gain_after": gain_after, "kept": kept,
                      "practice_kept": record.get("answer_transfer"), "canary_before": record.get("canary_before"),
                      "canary_after": record.get("canary_after"), "seconds": record.get("seconds"),
                      "learn_seconds": round(sum(e["train_s"] for e in since), 1),
