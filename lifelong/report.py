@@ -208,6 +208,27 @@ def _restem_section(log_records: list[dict], condition: str = "") -> str:
             + h.plot_div(spreads, "restem", f"plot-restem-spread{suffix}") + h.table(["round"] + RESTEM_COLUMNS, rows))
 
 
+SLEEP_COLUMNS = ["method", "adapters in", "practice answers: base -> with adapters -> base after",
+                 "answer gain kept", "perplexity gain kept", "canary before -> after", "seconds", "outcome"]
+
+
+def _sleep_section(log_records: list[dict]) -> str:
+    """One row per sleep (`sleep` and `rollback` events of the consolidation piece)."""
+    sleeps = [r for r in log_records if r.get("event") in ("sleep", "rollback") and "passed" in r]
+    if not sleeps:
+        return ""
+    rows = []
+    for r in sleeps:
+        answers = r.get("answers") or {}
+        outcome = "kept" if r.get("passed") else f"rolled back: {r.get('why', '')}"
+        rows.append([h.esc(h.fmt(v)) for v in (
+            r.get("method", "distill"), len(r.get("episodes", [])),
+            " -> ".join(h.fmt(answers.get(k)) for k in ("base_before", "with_adapters", "base_after")),
+            r.get("answer_transfer"), r.get("transfer"),
+            f"{h.fmt(r.get('canary_before'))} -> {h.fmt(r.get('canary_after'))}", r.get("seconds"), outcome)])
+    return "<h2>Sleeps (consolidation)</h2>" + h.table(SLEEP_COLUMNS, rows, numeric_from=len(SLEEP_COLUMNS))
+
+
 def _prompts_section(results: dict) -> str:
     prompts = results.get("prompts")
     if not prompts:
@@ -276,6 +297,7 @@ def render_run_report(results: dict, log_records: list[dict]) -> str:
         _loss_section(records),
         _why_section(results, records),
         _restem_section(records),
+        _sleep_section(records),
         _events_section(records),
         _prompts_section(results),
         _config_section(results),

@@ -171,3 +171,17 @@ def test_compare_report_links_each_run_and_shows_restem_rounds_where_a_run_has_t
     assert 'href="d/report.html"' in page and 'href="e/report.html"' in page
     assert "ReSTEM rounds (study notes): condition e" in page and "condition d" not in page
     assert 'id="plot-restem-scores-e"' in page
+
+
+def test_run_report_has_a_row_per_sleep_with_its_outcome_and_why():
+    kept = {"event": "sleep", "method": "merge (cat, 1 repair epochs)", "episodes": ["episode-1", "episode-2"],
+            "passed": True, "why": "every check passed", "answers": {"base_before": 0.1, "with_adapters": 0.6,
+                                                                    "base_after": 0.55},
+            "answer_transfer": 0.9, "transfer": 0.95, "canary_before": 0.9, "canary_after": 0.875, "seconds": 12.5}
+    lost = {**kept, "event": "rollback", "method": "distill", "episodes": ["episode-3"], "passed": False,
+            "why": "kept 0.06 of the answer gain < 0.5"}
+    page = render_run_report(results(), LOG + [kept, lost])
+    section = page[page.index("Sleeps (consolidation)"):]
+    assert "merge (cat, 1 repair epochs)" in section and "0.100 -&gt; 0.600 -&gt; 0.550" in section
+    assert "0.900 -&gt; 0.875" in section and "rolled back: kept 0.06 of the answer gain &lt; 0.5" in section
+    assert "Sleeps (consolidation)" not in render_run_report(results(), LOG)  # no sleep, no section
