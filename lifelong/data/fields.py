@@ -11,12 +11,14 @@ of each field, with questions that the documents answer.
 
 Each module's docstring says what its questions ask.
 `build_fields(sources, size, seed)` turns the parsed sources into one `Field` per domain: pieces (a unit of text
-and its candidate questions) are grouped in source order into documents of MIN_DOCUMENT_WORDS words or more, a
-seeded sample of documents is taken up to the size's word budget (the same for every domain), and the candidate
-questions of the documents taken are checked (the answer occurs in the document; a question asked twice is kept
-once, or dropped when its answers differ) and split by group (questions made from one sentence or one fact stay
-together) into eval and practice ("train"); a domain with fewer questions than the size wants (code and math
-beyond "small") keeps the size's practice share. Every drop is counted in the field's yield log.
+and its candidate questions) with fewer questions per 100 words than the domain's MIN_DENSITY are left out, the
+rest are grouped in source order into documents of MIN_DOCUMENT_WORDS words or more, a seeded sample of
+documents is taken up to the size's word budget (the same for every domain: 7,500 words at "small"), and the
+candidate questions of the documents taken are checked (the answer occurs in the document; a question asked
+twice is kept once, or dropped when its answers differ) and split by group (questions made from one sentence or
+one fact stay together) into eval and practice ("train"); a domain with fewer questions than the size wants
+(code and math at "large", math at "medium") keeps the size's practice share. Every drop is counted in the
+field's yield log.
 `python -m lifelong.data.fields` prints one document and one question per domain, and the counts.
 """
 
@@ -49,6 +51,9 @@ from lifelong.data.sources.passages import Candidate, Piece, approx_tokens, norm
 
 DOMAINS = ("medical", "legal", "code", "math", "creative")
 MIN_DOCUMENT_WORDS = 220  # pieces are joined (in source order) until a document has this many words
+# Pieces with fewer questions than this (that their source keeps) per 100 words are left out before grouping, so
+# that the word budget goes to text that the questions ask about; the yield log counts them ("sparse pieces").
+MIN_DENSITY: dict[str, float] = {"medical": 3.5, "legal": 3.5, "code": 2.0, "math": 3.0}
 
 
 @dataclass(frozen=True)
@@ -59,9 +64,9 @@ class FieldSize:
 
 
 SIZES: dict[str, FieldSize] = {
-    "small": FieldSize(18_000, 200, 50),
-    "medium": FieldSize(36_000, 400, 100),
-    "large": FieldSize(72_000, 800, 200),
+    "small": FieldSize(7_500, 200, 40),
+    "medium": FieldSize(15_000, 400, 80),
+    "large": FieldSize(30_000, 800, 160),
 }
 
 
@@ -195,11 +200,20 @@ def split(candidates: list[Candidate], n_eval: int, n_train: int, rng: random.Ra
     return eval_items, train_items
 
 
-def build_field(name: str, pieces: list[Piece], size: FieldSize, seed: int = 0) -> Field:
-    """One domain: its documents (grouped pieces within the word budget), its eval and practice questions and
-    the yield log (questions made, kept, dropped by reason)."""
+def density(piece: Piece) -> float:
+    """Questions that the piece's source keeps, per 100 words of its text."""
+    return 100 * sum(c.dropped is None for c in piece.candidates) / max(words(piece.text), 1)
+
+
+def build_field(name: str, pieces: list[Piece], size: FieldSize, seed: int = 0,
+                min_density: float | None = None) -> Field:
+    """One domain: its documents (grouped pieces within the word budget; pieces sparser than `min_density`,
+    by default MIN_DENSITY's figure for the domain, left out), its eval and practice questions and the yield log
+    (questions made, kept, dropped by reason)."""
     rng = random.Random(f"{seed}-fields-{name}")
-    groups = take_documents(group_pieces(pieces), size.word_budget, rng)
+    threshold = MIN_DENSITY.get(name, 0.0) if min_density is None else min_density
+    dense = [piece for piece in pieces if density(piece) >= threshold]
+    groups = take_documents(group_pieces(dense), size.word_budget, rng)
     texts = ["\n\n".join(p.text for p in group) for group in groups]
     dropped: Counter = Counter()
     made = [c for group in groups for p in group for c in p.candidates]
@@ -215,6 +229,7 @@ def build_field(name: str, pieces: list[Piece], size: FieldSize, seed: int = 0) 
     lengths = [words(text) for text in texts]
     log = {"documents": len(texts), "words": sum(lengths), "approx_tokens": sum(approx_tokens(t) for t in texts),
            "median_words": statistics.median(lengths) if lengths else 0, "pieces": sum(len(g) for g in groups),
+           "sparse_pieces": len(pieces) - len(dense),
            "made": len(made), "made_by_kind": dict(sorted(Counter(c.kind for c in made).items())),
            "kept": len(items), "eval": len(eval_items), "train": len(train_items),
            "kept_by_kind": dict(sorted(Counter(c.kind for c in eval_items + train_items).items())),

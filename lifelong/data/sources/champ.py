@@ -8,7 +8,12 @@ documents of a few hundred words (concepts without a name in the dataset are lef
   words; not 0, 1, 2, -1 or yes/no, which a model guesses);
 - "step": 'In the solution to the problem "...", which number completes the step "... = ___ ..."?' -> a number of
   two digits or more that a step works out (once in the step, not in the problem's text, not the final answer;
-  one per step, at most MAX_STEP_QUESTIONS per problem);
+  not where the rest of the step gives it: a term of pure arithmetic such as "70+___+70=239", or one of a list
+  of three numbers or more such as "3, 5, 8, ___, 21"); up to STEP_NUMBERS numbers of a step, each asked with
+  only its own blank, at most MAX_STEP_QUESTIONS per problem;
+- "step_uses": 'In the solution to the problem "...", which named result does the step "..." use?' -> the name of
+  the one named concept that the dataset links to the step (its `ch_idxs`), not where a word of the name is in
+  the step;
 - "uses": 'Which named result does the solution to the problem "..." use?' -> the concept's name, where the
   solution uses exactly one named concept (a trailing "for 2 variables" left to an alias, the full name);
 - "concept": 'Which named result states: "..."?' -> the concept's name (named concepts only, with no word of the
@@ -28,8 +33,14 @@ PACKAGE: Package = CHAMP
 MEMBER = "champ_dataset/dataset_files/v0.json"
 MAX_ANSWER_WORDS = 4
 GUESSABLE_ANSWERS = frozenset(("0", "1", "2", "-1", "yes", "no", "none", "true", "false"))
-NUMBER = re.compile(r"(?<![\w.^/_])(-?\d{2,}(?:\.\d+)?)(?![\w^(/!_]|\.\d)")
-MAX_STEP_QUESTIONS = 6
+# A number of two digits or more; a minus sign is its own only where no term stands before it ("= -18", "(-32,"),
+# not in "8)-18", where it is the operator.
+NUMBER = re.compile(r"(?<![\w.^/_])((?:(?<![\w)\]}!])-)?\d{2,}(?:\.\d+)?)(?![\w^(/!_]|\.\d)")
+MAX_STEP_QUESTIONS = 8
+STEP_NUMBERS = 2  # numbers asked per step
+ARITHMETIC = re.compile(r"[\d+\-*/^().=≤≥<>]+")
+LIST_NEIGHBOUR_BEFORE = re.compile(r"-?\d+(?:\.\d+)?,\s*$")
+LIST_NEIGHBOUR_AFTER = re.compile(r"^,\s*-?\d+")
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,7 @@ class Problem:
     steps: tuple[str, ...]
     answer: str
     concepts: tuple[Concept, ...]
+    step_concepts: tuple[tuple[Concept, ...], ...] = ()  # per step, the concepts the dataset links it to
 
 
 def parse(data: bytes) -> list[Problem]:
@@ -56,10 +68,15 @@ def parse(data: bytes) -> list[Problem]:
                 for key, value in raw["concepts"].items()}
     out = []
     for key, value in raw["problems"].items():
-        steps = tuple(" ".join(step["_text"].split()) for step in value["solution"]["steps"])
-        used = tuple(concepts[c] for c in value.get("ch_list", []) if c in concepts)
+        raw_steps = value["solution"]["steps"]
+        steps = tuple(" ".join(step["_text"].split()) for step in raw_steps)
+        listed = value.get("ch_list", [])
+        used = tuple(concepts[c] for c in listed if c in concepts)
+        linked = tuple(tuple(concepts[listed[i]] for i in step.get("ch_idxs", [])
+                             if isinstance(i, int) and 0 <= i < len(listed) and listed[i] in concepts)
+                       for step in raw_steps)
         out.append(Problem(key, value["category"].replace("-", " "), " ".join(value["_text"].split()), steps,
-                           " ".join(str(value["_answer"]).split()), used))
+                           " ".join(str(value["_answer"]).split()), used, linked))
     return out
 
 
@@ -100,17 +117,58 @@ def step_numbers(problem: Problem, step: str) -> list[re.Match]:
     return sorted(found, key=lambda m: (not step[:m.start(1)].rstrip().endswith("="), m.start(1)))
 
 
+def given_by_step(step: str, match: re.Match) -> str | None:
+    """Why the rest of the step gives the number away (None: it does not)."""
+    start, end = match.start(1), match.end(1)
+    while start > 0 and not step[start - 1].isspace():
+        start -= 1
+    while end < len(step) and not step[end].isspace():
+        end += 1
+    term = step[start:match.start(1)] + "0" + step[match.end(1):end]
+    term = term.rstrip(".,;:")
+    if "=" in term and ARITHMETIC.fullmatch(term) and re.search(r"\d", term.replace("0", "", 1)):
+        return "computable from the step"
+    before, after = step[:match.start(1)], step[match.end(1):]
+    neighbours = 0
+    while (found := LIST_NEIGHBOUR_BEFORE.search(before)) is not None:
+        neighbours += 1
+        before = before[:found.start()]
+    while (found := LIST_NEIGHBOUR_AFTER.match(after)) is not None:
+        neighbours += 1
+        after = after[found.end():]
+    return "in a list of numbers" if neighbours >= 2 else None
+
+
 def step_candidates(problem: Problem, group: str) -> list[Candidate]:
-    out = []
+    out: list[Candidate] = []
+    asked = 0
     for step in problem.steps:
+        in_step = 0
         for match in step_numbers(problem, step):
+            if in_step >= STEP_NUMBERS or asked >= MAX_STEP_QUESTIONS:
+                break
             number = match.group(1)
             blanked = step[:match.start(1)] + "___" + step[match.end(1):]
+            reason = given_by_step(step, match)
             out.append(Candidate("step", f'In the solution to the problem "{problem.text}", which number completes '
-                                 f'the step "{blanked}"?', number, group))
-            break
-        if len(out) >= MAX_STEP_QUESTIONS:
-            break
+                                 f'the step "{blanked}"?', number, group, dropped=reason))
+            if reason is None:
+                in_step += 1
+                asked += 1
+    return out
+
+
+def step_uses_candidates(problem: Problem, group: str) -> list[Candidate]:
+    """The named result of each step that the dataset links to exactly one named concept."""
+    out = []
+    for step, linked in zip(problem.steps, problem.step_concepts, strict=False):
+        named = list(dict.fromkeys(c for c in linked if c.name))
+        if len(named) != 1:
+            continue
+        answer, aliases = short_name(named[0].name)
+        reason = "name in the step" if gives_away(named[0].name, step) else None
+        out.append(Candidate("step_uses", f'In the solution to the problem "{problem.text}", which named result does '
+                             f'the step "{step}" use?', answer, group, aliases, dropped=reason))
     return out
 
 
@@ -119,6 +177,7 @@ def candidates(problem: Problem) -> list[Candidate]:
     out = [Candidate("answer", f'What is the final answer to the problem: "{problem.text}"?',
                      problem.answer.rstrip("."), group, dropped=answer_reason(problem.answer))]
     out.extend(step_candidates(problem, group))
+    out.extend(step_uses_candidates(problem, group))
     named = [c for c in problem.concepts if c.name]
     if len(named) == 1:
         answer, aliases = short_name(named[0].name)

@@ -12,7 +12,9 @@ name. Questions ask what the document states and a model cannot guess:
   MAX_DISEASE_QUESTIONS features that no other disease of the gene has;
 - "feature": 'In Developmental and epileptic encephalopathy 96, which clinical feature is defined as "..."?' ->
   the HPO term, for each feature written out with its definition, not where the definition gives the term away
-  (the whole term, its initials, or every word of it of 4 letters or more in the definition).
+  (the whole term, its initials, or every word of it of 4 letters or more in the definition), nor for the
+  commonest features (annotated to more than COMMON_FEATURE_IN diseases: "Seizure", "Fever"), which a model
+  names from their definitions without the document.
 Definitions are cut to their first sentence (or two, when the first is very short) so that a document of about
 250 words has several features to ask about. Inheritance and onset are stated but never asked: a model guesses
 "autosomal recessive".
@@ -42,6 +44,7 @@ MAX_DEFINITION_WORDS = 40  # sentences are added to a definition only while it i
 MAX_NAMED = 12  # further features listed by name only
 MAX_DEFINITION_QUESTIONS = 14
 MAX_DISEASE_QUESTIONS = 2
+COMMON_FEATURE_IN = 200  # diseases (of those with a document) a feature may be annotated to and still be asked
 MAX_ANSWER_WORDS = 8
 
 
@@ -245,8 +248,8 @@ def gives_term_away(name: str, definition: str) -> bool:
     return bool(parts) and all(p[:5] in lower for p in parts)
 
 
-def candidates(disease: Disease) -> list[Candidate]:
-    """The questions the disease's document answers."""
+def candidates(disease: Disease, common: frozenset[str] = frozenset()) -> list[Candidate]:
+    """The questions the disease's document answers; `common`: ids of features too common to ask for."""
     group = f"disease:{disease.id}"
     named_gene = re.search(rf"(?<![a-z0-9]){re.escape(disease.gene.lower())}(?![a-z0-9])", disease.name.lower())
     gene_reason = "gene named in the disease name" if named_gene else None
@@ -265,6 +268,8 @@ def candidates(disease: Disease) -> list[Candidate]:
         reason = None
         if gives_term_away(term.name, definition):
             reason = "term named in its definition"
+        elif term.id in common:
+            reason = "common feature"
         elif len(term.name.split()) > MAX_ANSWER_WORDS // 2:
             reason = "term too long"
         # one group per term: a definition that several diseases' documents quote is asked in one split only
@@ -275,5 +280,15 @@ def candidates(disease: Disease) -> list[Candidate]:
 
 def pieces(all_diseases: list[Disease]) -> list[Piece]:
     """One piece (a document and its questions) per disease, in OMIM order."""
-    return [Piece(disease.id, document(disease), tuple(candidates(disease)))
+    common = common_features(all_diseases)
+    return [Piece(disease.id, document(disease), tuple(candidates(disease, common)))
             for disease in all_diseases]
+
+
+def common_features(all_diseases: list[Disease], limit: int = COMMON_FEATURE_IN) -> frozenset[str]:
+    """Ids of the features annotated to more than `limit` of the diseases."""
+    counts: dict[str, int] = {}
+    for disease in all_diseases:
+        for term in disease.features:
+            counts[term.id] = counts.get(term.id, 0) + 1
+    return frozenset(term for term, count in counts.items() if count > limit)

@@ -11,7 +11,14 @@ output) as they are; the builder groups consecutive pieces into documents of a f
 - "function": 'Which more_itertools function is documented as: "Break iterable into lists of length n."?' ->
   "chunked", only where no word of the name appears in the sentence;
 - "reference": 'In the more_itertools documentation of `prepend`, which function completes: "To prepend multiple
-  values, see itertools.chain or ___."?' -> "value_chain", a function the docstring cites.
+  values, see itertools.chain or ___."?' -> "value_chain", a function the docstring cites (not one whose name
+  is like the documented function's: "partition" in the documentation of "partitions");
+- "sentence": 'Which more_itertools function's documentation says: "Flattening stops when the first value in a
+  dimension is a scalar."?' -> "reshape", for each further sentence of the prose (not the first, which
+  "function" asks) of MIN_SENTENCE_WORDS to MAX_SENTENCE_WORDS words, mostly words rather than code, that no other
+  docstring has and in which no word of the name appears.
+A setup line whose value is a literal (`data = [1, 2, 3]`) stays usable after a line has read it: reading it
+spends nothing.
 The source is parsed with `ast`, never imported or run.
 """
 
@@ -36,6 +43,9 @@ GUESSABLE_OUTPUTS = frozenset(("True", "False", "None", "[]", "()", "{}", "''", 
                                "-1", "[0]", "[1]", "...", "Ellipsis"))
 BUILTIN_NAMES = frozenset(dir(builtins))
 MIN_SENTENCE_WORDS = 5
+MAX_SENTENCE_WORDS = 40
+MIN_PROSE_SHARE = 0.7  # of a "sentence" question's tokens, at least this share are words of letters
+PROSE_WORD = re.compile(r"^[A-Za-z][a-z]*[,.;:]?$")
 
 
 @dataclass(frozen=True)
@@ -183,12 +193,23 @@ def with_setup(function: Function, known: frozenset[str]) -> list[tuple[Example,
         if example.output:
             out.append((example, needed_setup(example.source, setups, known)))
         for name in free_names(example.source, "exec") or set():
-            setups.pop(name, None)
+            if name in setups and not binds_literal(setups[name]):
+                del setups[name]
         name = binds(example.source) if not example.output else None
         if name is not None:
             setups.pop(name, None)
             setups[name] = example.source
     return out
+
+
+def binds_literal(source: str) -> bool:
+    """True for `name = <a Python literal>` (a list, a string, a number...): a value that reading cannot spend."""
+    try:
+        node = ast.parse(source).body[0]
+        ast.literal_eval(node.value)
+    except (SyntaxError, ValueError, TypeError, AttributeError, IndexError, RecursionError, MemoryError):
+        return False
+    return isinstance(node, ast.Assign)
 
 
 def needed_setup(source: str, setups: dict[str, str], known: frozenset[str]) -> tuple[str, ...] | None:
@@ -215,6 +236,8 @@ def document(function: Function) -> str:
 
 def output_reason(example: Example, setup: tuple[str, ...] | None, known: frozenset[str]) -> str | None:
     """Why an example makes no question (None: it makes one)."""
+    if "+SKIP" in example.source:
+        return "output not checked (doctest skipped)"
     if setup is None:
         return "needs a line it cannot have"
     if not any((free_names(line, "exec") or set()) & known for line in (example.source, *setup)):
@@ -228,7 +251,8 @@ def output_reason(example: Example, setup: tuple[str, ...] | None, known: frozen
     return None
 
 
-def candidates(function: Function, known: frozenset[str]) -> list[Candidate]:
+def candidates(function: Function, known: frozenset[str], shared: frozenset[str] = frozenset()) -> list[Candidate]:
+    """The function's questions; `shared`: prose sentences that more than one docstring has (never asked)."""
     group = f"function:{function.name}"
     out = []
     sentence = first_sentence(function.doc)
@@ -244,6 +268,7 @@ def candidates(function: Function, known: frozenset[str]) -> list[Candidate]:
         out.append(Candidate("output", f"In more_itertools, {after}what does `{example.source}` return?",
                              example.output, group, dropped=output_reason(example, setup, known)))
     out.extend(reference_candidates(function, known))
+    out.extend(sentence_candidates(function, shared))
     return out
 
 
@@ -254,6 +279,12 @@ def prose_sentences(doc: str) -> list[str]:
     for paragraph in re.split(r"\n\s*\n", prose):
         out.extend(sentences(paragraph))
     return out
+
+
+def like(name: str, other: str) -> bool:
+    """True when one name contains the other or both start alike ("pad_none", "padded"): one gives the other."""
+    a, b = name.lower(), other.lower()
+    return a in b or b in a or a[:3] == b[:3]
 
 
 def reference_candidates(function: Function, known: frozenset[str]) -> list[Candidate]:
@@ -268,14 +299,50 @@ def reference_candidates(function: Function, known: frozenset[str]) -> list[Cand
         if sentence is None:
             continue
         blanked = pattern.sub("___", sentence, count=1)
-        reason = "name in the sentence" if gives_away(cited, blanked) else None
+        reason = None
+        if gives_away(cited, blanked):
+            reason = "name in the sentence"
+        elif like(cited, function.name):
+            reason = "name like the function's"
         out.append(Candidate("reference", f"In the more_itertools documentation of `{function.name}`, which "
                              f'function completes: "{blanked}"?', cited, f"function:{function.name}",
                              dropped=reason))
     return out
 
 
+def shared_sentences(functions: list[Function]) -> frozenset[str]:
+    """Prose sentences that two or more docstrings have."""
+    seen: dict[str, int] = {}
+    for function in functions:
+        for sentence in set(prose_sentences(function.doc)):
+            seen[sentence] = seen.get(sentence, 0) + 1
+    return frozenset(sentence for sentence, count in seen.items() if count > 1)
+
+
+def is_prose(sentence: str) -> bool:
+    """A sentence of words, not an example's data: MIN_PROSE_SHARE of its tokens are words of letters."""
+    tokens = sentence.split()
+    return bool(tokens) and sum(bool(PROSE_WORD.match(t)) for t in tokens) >= MIN_PROSE_SHARE * len(tokens)
+
+
+def sentence_candidates(function: Function, shared: frozenset[str]) -> list[Candidate]:
+    """'Which more_itertools function's documentation says: "..."?' for each prose sentence after the first."""
+    out = []
+    for sentence in prose_sentences(function.doc)[1:]:
+        if not MIN_SENTENCE_WORDS <= words(sentence) <= MAX_SENTENCE_WORDS or not is_prose(sentence):
+            continue
+        reason = None
+        if sentence in shared:
+            reason = "sentence in another docstring"
+        elif gives_away(function.name, sentence):
+            reason = "name in the sentence"
+        out.append(Candidate("sentence", f'Which more_itertools function\'s documentation says: "{sentence}"?',
+                             function.name, f"function:{function.name}", dropped=reason))
+    return out
+
+
 def pieces(functions: list[Function]) -> list[Piece]:
     """One piece per function, in source order (the builder keeps neighbours together)."""
     known = frozenset(f.name for f in functions)
-    return [Piece(f.name, document(f), tuple(candidates(f, known))) for f in functions]
+    shared = shared_sentences(functions)
+    return [Piece(f.name, document(f), tuple(candidates(f, known, shared))) for f in functions]

@@ -7,8 +7,10 @@ are written with their original text ("the copyright holder"). Questions ask wha
   name), only for a sentence that occurs in no other licence of the list and names neither the licence nor its
   owner;
 - "cloze": 'In the Academic Free License v3.0, which word fills the blank: "... ___ ..."?' -> a distinctive word
-  of the sentence: 5 letters or more, in at most DISTINCT_IN licences of the list, only once in the sentence, and
-  not a word of the licence's name (which the question states);
+  of the sentence: CLOZE_LETTERS letters or more, in at most DISTINCT_IN licences of the list, its stem (first 5
+  letters) only once in the sentence (a word the sentence repeats is predictable), not a word of the licence's
+  name (which the question states); up to CLOZES_PER_SENTENCE words of one sentence, rarest first, each asked
+  with only its own blank;
 - "holder": 'Who is named as the copyright holder in the ...?' -> the organisation of a "Copyright (c) YEAR
   NAME" line of the passage.
 """
@@ -31,12 +33,23 @@ MIN_WORDS, MAX_WORDS = 150, 350
 SENTENCE_WORDS = (8, 60)
 DISTINCT_IN = 12  # a cloze word occurs in at most this many licences of the list
 SPECIFIC_IN = 20  # a sentence asked for its licence has a word that at most this many licences use
-MAX_CLOZES = 8
+CLOZE_LETTERS = 6
+CLOZES_PER_SENTENCE = 2
+MAX_CLOZES = 24  # per passage
+# Words of a licence's name that say nothing about which licence it is (or are too short to be a name).
 NAME_WORDS = frozenset(("license", "licence", "public", "version", "general", "source", "free", "open",
-                        "software", "agreement", "terms", "software"))
+                        "software", "agreement", "terms", "and", "the", "for", "with", "non", "only", "not", "any"))
 HOLDER = re.compile(r"Copyright\s+(?:\(c\)|©)\s*(?:[\d,\s-]+)(?:by\s+)?([A-Z][^.,;()<>\n\"]{2,60})")
 WORD = re.compile(r"[A-Za-z]+")
-TOKEN = re.compile(r"[A-Za-z][A-Za-z'-]*")  # a word as written: "con-nection" is one token, never asked for
+# A word as written, letters of any script: "con-nection" and "développé" are one token each; only a token of
+# ASCII letters alone is asked for.
+TOKEN = re.compile(r"[^\W\d_][\w'-]*")
+# Words a reader of any licence completes from the sentence around them.
+GUESSABLE = frozenset((
+    "whichever", "whatever", "whoever", "wherever", "therefore", "thereof", "thereto", "therein", "thereby",
+    "hereby", "herein", "hereof", "hereto", "hereunder", "thereunder", "provided", "including", "applicable",
+    "accordance", "notwithstanding", "foregoing", "following", "pursuant", "respect", "subject",
+))
 
 
 @dataclass(frozen=True)
@@ -127,19 +140,25 @@ def document(licence: Licence, passage: str) -> str:
     return f"From the {licence.name} (SPDX identifier {licence.id}):\n{passage}"
 
 
-def cloze_word(sentence: str, spread: dict[str, int], exclude: frozenset[str] = frozenset()) -> str | None:
-    """The sentence's rarest word across the list (first on ties), when it is distinctive enough to ask for and not
-    one of `exclude` (the words of the licence's name, which the question states)."""
+def cloze_words(sentence: str, spread: dict[str, int], exclude: frozenset[str] = frozenset(),
+                limit: int = CLOZES_PER_SENTENCE) -> list[str]:
+    """Up to `limit` of the sentence's rarest words across the list (first on ties), each distinctive enough to
+    ask for: CLOZE_LETTERS letters or more, not common, in at most DISTINCT_IN licences, its stem (first 5 letters)
+    once in the sentence and not one of `exclude` (the stems of the licence's name, which the question states)."""
     found = TOKEN.findall(sentence)
-    counts: dict[str, int] = {}
-    for word in WORD.findall(sentence):
-        counts[word.lower()] = counts.get(word.lower(), 0) + 1
-    options = [w for w in found if len(w) >= 5 and w.isalpha() and w.lower() not in COMMON
-               and counts[w.lower()] == 1 and spread.get(w.lower(), 0) <= DISTINCT_IN and not w.isupper()
-               and w.lower()[:5] not in exclude]
-    if not options:
-        return None
-    return min(options, key=lambda w: (spread.get(w.lower(), 0), found.index(w)))
+    stems: dict[str, int] = {}
+    for word in found:
+        stems[word.lower()[:5]] = stems.get(word.lower()[:5], 0) + 1
+    options = [w for w in dict.fromkeys(found) if len(w) >= CLOZE_LETTERS and w.isascii() and w.isalpha()
+               and w.lower() not in COMMON and w.lower() not in GUESSABLE and stems[w.lower()[:5]] == 1
+               and spread.get(w.lower(), 0) <= DISTINCT_IN
+               and not w.isupper() and w.lower()[:5] not in exclude]
+    return sorted(options, key=lambda w: (spread.get(w.lower(), 0), found.index(w)))[:limit]
+
+
+def cloze_word(sentence: str, spread: dict[str, int], exclude: frozenset[str] = frozenset()) -> str | None:
+    """The sentence's one best cloze word (see cloze_words), or None."""
+    return next(iter(cloze_words(sentence, spread, exclude, 1)), None)
 
 
 def blank(sentence: str, word: str) -> str:
@@ -163,8 +182,7 @@ def candidates(licence: Licence, passage: str, words_spread: dict[str, int],
                 reason = "sentence too generic"
             out.append(Candidate("identifier", f'Which licence contains the sentence "{sentence}"? Give its SPDX '
                                  "identifier.", licence.id, group, (licence.name,), dropped=reason))
-        word = cloze_word(sentence, words_spread, name_stems)
-        if word is not None and clozes < MAX_CLOZES:
+        for word in cloze_words(sentence, words_spread, name_stems)[:MAX_CLOZES - clozes]:
             clozes += 1
             out.append(Candidate("cloze", f'In the {licence.name}, which word fills the blank: '
                                  f'"{blank(sentence, word)}"?', word, group))
