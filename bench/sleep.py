@@ -163,6 +163,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--method", action="append", choices=sorted(METHODS), help="repeat; default: all")
     parser.add_argument("--seed", action="append", type=int, help="repeat; default: 0")
     parser.add_argument("--set", action="append", default=[], help="any config key, as in lifelong learn")
+    parser.add_argument("--extra-piece", action="append", default=[],
+                        help="a piece to add before consolidation (repeat), e.g. distill; names the state folder")
     parser.add_argument("--out", type=Path, default=Path("runs/sleep"))
     parser.add_argument("--table", type=Path, help="also write the table here")
     args = parser.parse_args(argv)
@@ -175,15 +177,16 @@ def main(argv: list[str] | None = None) -> None:
             base_file.write_text(json.dumps(base_scores(paths, common)))
         base = json.loads(base_file.read_text())
         for method in args.method or list(METHODS):
-            overrides = {**common, "pieces": ["fast_adapters", "replay", "consolidation"],
+            overrides = {**common, "pieces": ["fast_adapters", "replay", *args.extra_piece, "consolidation"],
                          "fast_adapters": {**common.get("fast_adapters", {}), "route_thresholds_from": "practice"},
                          "consolidation": {**common.get("consolidation", {}), "every": 0, **METHODS[method]}}
-            state = args.out / f"{method}-s{seed}"
+            label = "+".join([method, *args.extra_piece])
+            state = args.out / f"{label}-s{seed}"
             history = teach(state, paths, overrides)
             rows = sleep_rows(history, base)
             canary0 = json.loads((state / "state.json").read_text()).get("canary0") \
                 if (state / "state.json").is_file() else None
-            results.append((method, seed, rows, goal_lines(history, rows, base, canary0)))
+            results.append((label, seed, rows, goal_lines(history, rows, base, canary0)))
     text = table(results, "python bench/sleep.py " + " ".join(sys.argv[1:] if argv is None else argv))
     print(text)
     if args.table:
