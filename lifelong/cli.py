@@ -13,7 +13,7 @@ from lifelong.errors import LifelongError
 
 app = typer.Typer(help="Teach a language model a stream of domains without catastrophic forgetting.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-data_app = typer.Typer(help="Built-in data: fetch and build the built-in streams.", no_args_is_help=True)
+data_app = typer.Typer(help="Built-in data: fetch, build and show the built-in streams.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 ConfigArg = Annotated[Path | None, typer.Argument(help="YAML config file (optional).", show_default=False)]
@@ -147,6 +147,70 @@ def data_prepare(size: Annotated[str, typer.Option("--size", help="small, medium
                             "version; the example stream ships with the package") from None
     for name, path in prepare_streams(size=size, seed=seed, force=force).items():
         typer.echo(f"{name}\t{path}")
+
+
+@data_app.command("show")
+def data_show(stream: Annotated[str, typer.Argument(help="A prepared built-in stream (five-domains, "
+                                                    "five-domains-medium, five-domains-large), another built-in "
+                                                    "name, a stream.yaml or a folder.", show_default=False)],
+              width: Annotated[int, typer.Option("--width", min=20, help="Characters of each document shown (the "
+                                                 "rest is cut, marked [...]).")] = 700) -> None:
+    """Print a stream's domains: counts, the start of one document and one eval question with its answer."""
+    from lifelong.data import fields
+    from lifelong.data.stream import load_stream
+
+    _check_prepared(stream)
+    loaded = load_stream(stream)
+    typer.echo(f"stream {loaded.name}: {len(loaded.domains)} domains ({', '.join(loaded.domain_names)})\n")
+    shown = {domain.name: _domain_field(domain, loaded.exams.get(domain.name)) for domain in loaded.domains}
+    fields.show(shown, width=width, out=_Echo())
+    for label, extra in (("core", loaded.core), ("canary", loaded.canary)):
+        if extra is not None:
+            counts = [(len(extra.documents), "documents"), (len(extra.eval_items), "eval questions"),
+                      (len(extra.train_items), "practice questions")]
+            typer.echo(f"{label}: " + ", ".join(f"{n} {what}" for n, what in counts if n))
+
+
+def _check_prepared(stream: str) -> None:
+    """A built-in stream that `lifelong data prepare` builds must be prepared first: `show` never downloads."""
+    from lifelong.data import prepared
+
+    if stream in prepared.PREPARABLE and not Path(stream).exists() and stream not in prepared.available_streams():
+        from lifelong.data.prepare import SIZES, stream_name
+
+        size = next((size for size in SIZES if stream_name(size) == stream), "small")
+        option = "" if size == "small" else f" --size {size}"
+        raise LifelongError(f"stream '{stream}' is not prepared in {prepared.streams_dir()}: run "
+                            f"`lifelong data prepare{option}` first")
+
+
+def _domain_field(domain, exam=None):
+    """A loaded domain as a fields.Field (documents, questions, the counts `fields.show` prints); a multiple-choice
+    eval question is shown with its choices and the right one as its answer."""
+    import statistics
+
+    from lifelong.data.fields import Field
+    from lifelong.data.records import MCItem, QAItem
+
+    items = [item for item in domain.items if isinstance(item, QAItem)]
+    if not any(item.split == "eval" for item in items):
+        items += [QAItem(f"{item.question} ({' / '.join(item.choices)})", item.choices[item.answer], (), "eval")
+                  for item in domain.eval_items[:1] if isinstance(item, MCItem)]
+    lengths = [len(document.text.split()) for document in domain.documents]
+    log = {"documents": len(domain.documents), "median_words": statistics.median(lengths) if lengths else 0,
+           "eval": len(domain.eval_items), "train": len(domain.train_items),
+           "exam": len(exam.eval_items) if exam is not None else 0}
+    return Field(domain.name, list(domain.documents), items, log)
+
+
+class _Echo:
+    """A file-like object that writes through typer.echo (so CliRunner and pipes see the output)."""
+
+    def write(self, text: str) -> None:
+        typer.echo(text, nl=False)
+
+    def flush(self) -> None:
+        pass
 
 
 def _print_diagnosis(event: dict) -> None:

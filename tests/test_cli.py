@@ -7,11 +7,13 @@ from typer.testing import CliRunner
 
 from lifelong.cli import app, main
 
+from conftest import write_jsonl
+
 runner = CliRunner()
 
 
 @pytest.mark.parametrize("command", [[], ["run"], ["compare"], ["eval"], ["report"], ["data"], ["data", "prepare"],
-                                     ["learn"]])
+                                     ["data", "show"], ["learn"]])
 def test_every_command_has_help(command):
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output
@@ -57,6 +59,49 @@ def test_bad_yaml_config_names_file_and_line(monkeypatch, capsys, tmp_path):
     assert code == 2
     assert f"{config}:4: key 'training.batch_sise': unknown key" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_data_show_prints_each_domain_of_a_stream_folder(tmp_path):
+    folder = tmp_path / "mine"
+    write_jsonl(folder / "alpha.jsonl", [
+        {"kind": "document", "text": "The zorb of Plinth is blue, " + "and very blue indeed " * 20},
+        {"kind": "document", "text": "The quell of Marn is green."},
+        {"kind": "qa", "question": "What color is the zorb of Plinth?", "answer": "blue"},
+        {"kind": "qa", "question": "What color is the quell of Marn?", "answer": "green"},
+        {"kind": "qa", "split": "train", "question": "Where is the zorb?", "answer": "Plinth"},
+    ])
+    write_jsonl(folder / "beta.jsonl", [  # only a multiple-choice question: shown with its right choice
+        {"kind": "document", "text": "Quarn ships sail at dawn."},
+        {"kind": "mc", "question": "When do Quarn ships sail?", "choices": ["dusk", "dawn"], "answer": 1},
+    ])
+    write_jsonl(folder / "exam" / "alpha.jsonl", [{"kind": "mc", "question": "Zorbs are?", "choices": ["a", "b"],
+                                                    "answer": 0}])
+    write_jsonl(folder / "canary.jsonl", [{"kind": "qa", "question": "What is the capital of France?",
+                                           "answer": "Paris"}])
+    (folder / "stream.yaml").write_text("domains: [alpha.jsonl, beta.jsonl]\ncanary: canary.jsonl\n")
+    result = runner.invoke(app, ["data", "show", str(folder), "--width", "40"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert out.startswith("stream mine: 2 domains (alpha, beta)")
+    assert "== alpha: 2 documents, median 46 words, 2 eval + 1 practice questions (1 exam)" in out
+    assert "The zorb of Plinth is blue, and very blu [...]" in out and "very blue indeed very" not in out
+    assert "Q: What color is the zorb of Plinth?\nA: blue" in out
+    assert "== beta: 1 documents, median 5 words, 1 eval + 0 practice questions\n" in out
+    assert "Q: When do Quarn ships sail? (dusk / dawn)\nA: dawn" in out
+    assert out.rstrip().endswith("canary: 1 eval questions")
+
+
+@pytest.mark.parametrize("name, fragment", [
+    ("five-domains", "stream 'five-domains' is not prepared in "),
+    ("five-domains-medium", "run `lifelong data prepare --size medium` first"),
+    ("no-such-stream", "no-such-stream: no such stream"),
+])
+def test_data_show_of_a_stream_that_is_not_there_is_one_line(monkeypatch, capsys, tmp_path, name, fragment):
+    monkeypatch.setenv("LIFELONG_CACHE", str(tmp_path / "cache"))  # an empty cache: nothing prepared
+    code, err = invoke_main(monkeypatch, capsys, "data", "show", name)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], err
+    assert not (tmp_path / "cache" / "streams").exists()  # nothing was prepared
 
 
 def test_run_then_eval_then_report_on_a_user_folder(tmp_path, user_stream):

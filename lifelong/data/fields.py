@@ -1,5 +1,5 @@
-"""Five real domains (issue 23; not yet the default stream, and not wired into `lifelong data prepare`): real prose
-of each field, with questions that the documents answer.
+"""The five domains of the built-in stream `five-domains` (issue 23; `lifelong data prepare` builds them with
+`build_fields`, lifelong/data/prepare.py): real prose of each field, with questions that the documents answer.
 
 | domain | source module (lifelong/data/sources/) | package | a document |
 |---|---|---|---|
@@ -19,7 +19,8 @@ twice is kept once, or dropped when its answers differ) and split by group (ques
 one fact stay together) into eval and practice ("train"); a domain with fewer questions than the size wants
 (code and math at "large", math at "medium") keeps the size's practice share. Every drop is counted in the
 field's yield log.
-`python -m lifelong.data.fields` prints one document and one question per domain, and the counts.
+`python -m lifelong.data.fields` prints one document and one question per domain, and the counts (of the domains
+built in memory; `lifelong data show STREAM` prints the same for a prepared stream, with `show`).
 """
 
 from __future__ import annotations
@@ -249,12 +250,16 @@ def build_fields(sources: FieldSources, size: str | FieldSize = "small", seed: i
 
 
 def show(fields: dict[str, Field], width: int = 700, out=None) -> None:
-    """Print, per domain, its counts, the start of one document and one eval question with its answer."""
+    """Print, per domain, its counts, the start of one document and one eval question with its answer. The log
+    needs documents, median_words, eval and train; "made" (questions made) and "exam" are printed where present."""
     out = out or sys.stdout
     for name, built in fields.items():
         log = built.log
+        extra = [f"{log['made']} made"] if "made" in log else []
+        extra += [f"{log['exam']} exam"] if log.get("exam") else []
         print(f"== {name}: {log['documents']} documents, median {log['median_words']:.0f} words, "
-              f"{log['eval']} eval + {log['train']} practice questions ({log['made']} made)", file=out)
+              f"{log['eval']} eval + {log['train']} practice questions"
+              + (f" ({', '.join(extra)})" if extra else ""), file=out)
         if built.documents:
             text = built.documents[0].text
             print(text if len(text) <= width else text[:width].rstrip() + " [...]", file=out)
