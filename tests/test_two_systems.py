@@ -181,16 +181,20 @@ def test_an_episode_adapter_starts_from_the_run_seed_whatever_drew_from_torch_be
     assert not all(torch.equal(v, first_adapter(1, disturb=False)[n]) for n, v in clean.items())
 
 
-def test_a_merge_sleep_puts_exactly_the_sum_of_the_episode_updates_into_the_base():
+@pytest.mark.parametrize("weight, method_name", [(1.0, "merge (cat, 0 repair epochs)"),
+                                          (0.5, "merge (cat x 0.5, 0 repair epochs)")])
+def test_a_merge_sleep_puts_exactly_the_weighted_sum_of_the_episode_updates_into_the_base(weight, method_name):
     from peft.tuners.lora import LoraLayer
 
-    learner = build(method="merge", merge_type="cat", repair_epochs=0, min_transfer=0.0, min_answer_transfer=0.0)
+    learner = build(method="merge", merge_type="cat", merge_weight=weight, repair_epochs=0, min_transfer=0.0,
+                    min_answer_transfer=0.0)
     learner.learn(PLINTH, seed=1)
     learner.learn(QUARN, seed=2)
-    expected = {name: (m.get_base_layer().weight + m.get_delta_weight("episode-1") + m.get_delta_weight("episode-2"))
+    expected = {name: (m.get_base_layer().weight + weight * (m.get_delta_weight("episode-1")
+                                                             + m.get_delta_weight("episode-2")))
                 .detach().clone() for name, m in learner.model.named_modules() if isinstance(m, LoraLayer)}
     record = learner.pieces[1].sleep()
-    assert record["passed"] and record["method"] == "merge (cat, 0 repair epochs)" and record["steps"] == 0
+    assert record["passed"] and record["method"] == method_name and record["steps"] == 0
     assert learner.pieces[0].adapters == []  # a kept sleep leaves no episode adapter live
     for name, module in learner.model.named_modules():
         if name in expected:

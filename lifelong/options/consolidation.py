@@ -22,6 +22,8 @@ class ConsolidationConfig(Section):
     merge_type: Literal["cat", "ties_svd", "dare_ties_svd", "dare_linear_svd", "svd"] = Field(
         "cat", description="PEFT's add_weighted_adapter combination_type; cat is the exact sum of the adapters' "
         "updates, the svd kinds trim (TIES) or drop (DARE) entries of the summed update, then refactor it")
+    merge_weight: float = Field(1.0, gt=0, le=1, description="merge: each episode adapter's weight in the "
+                                "combination (1: their sum; 1/n of n adapters: their mean)")
     density: float = Field(0.5, gt=0, le=1, description="share of each update's entries that TIES/DARE keep")
     repair_epochs: int = Field(1, ge=0, le=100, description="merge: distillation epochs after the merge "
                                "(0: the merge alone)")

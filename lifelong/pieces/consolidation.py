@@ -210,7 +210,9 @@ class Consolidation(Piece):
     def _method_name(self) -> str:
         o = self.options
         repair = "" if o.repair == "distill" else f" of {o.repair}"
-        return f"merge ({o.merge_type}, {o.repair_epochs} repair epochs{repair})" if o.method == "merge" else o.method
+        weight = "" if o.merge_weight == 1 else f" x {o.merge_weight:g}"
+        return f"merge ({o.merge_type}{weight}, {o.repair_epochs} repair epochs{repair})" if o.method == "merge" \
+            else o.method
 
     # ---- the material ---------------------------------------------------------------------------
     def _material(self, episodes: list[str]) -> list[tuple[object, str]]:
@@ -293,7 +295,7 @@ class Consolidation(Piece):
         density = {"density": o.density} if o.merge_type not in ("cat", "svd") else {}
         with torch.random.fork_rng():
             torch.manual_seed(self.context.config.seed)
-            model.add_weighted_adapter(episodes, [1.0] * len(episodes), SLEEP, combination_type=o.merge_type,
+            model.add_weighted_adapter(episodes, [o.merge_weight] * len(episodes), SLEEP, combination_type=o.merge_type,
                                        **svd, **density)
         self._train_sleep_adapter()
 
