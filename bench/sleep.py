@@ -35,6 +35,7 @@ METHODS = {
     "ties": {"method": "merge", "merge_type": "ties_svd", "repair_epochs": 1},
     "rehearse": {"method": "rehearse"},
     "merge-rehearse": {"method": "merge", "merge_type": "cat", "repair_epochs": 1, "repair": "rehearse"},
+    "mean-repair": {"method": "merge", "merge_type": "cat", "merge_weight": 0.3333, "repair_epochs": 1},
 }
 EVERY = 3
 CALLS = 6
