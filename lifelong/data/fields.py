@@ -1,5 +1,6 @@
-"""The five domains of the built-in stream `five-domains` (issue 23; `lifelong data prepare` builds them with
-`build_fields`, lifelong/data/prepare.py): real prose of each field, with questions that the documents answer.
+"""Five real domains (issue 23; not yet the domains of `five-domains`, see docs/data.md: condition a learned none
+of them at the stream's 2 epochs): real prose of each field, with questions that the documents answer.
+`bench/fields_stream.py` writes them as a stream folder.
 
 | domain | source module (lifelong/data/sources/) | package | a document |
 |---|---|---|---|

@@ -14,18 +14,11 @@ PREPARABLE: tuple[str, ...] = ("five-domains", "five-domains-medium", "five-doma
 # defaults to finish in about 15 minutes on 2 CPU cores (docs/data.md): 2 epochs of length-grouped
 # batches, 80 of each domain's 200 eval questions (and of the canary's 120) scored per row, 30 exam
 # questions scored before training and at the end, 4 documents' perplexity, bfloat16 autocast where the
-# hardware has it. Practice (a piece of condition e) keeps one question a sentence and no reverse
-# restatements ("Y is X."; the stream asks one direction only): all of its rules made 4-5x d's training
-# tokens a round. Condition e trains 2 epochs here, not its preset's 3: with 3 it learned 0.657 against a's
-# 0.408 but took 2.08x d's wall time (docs/documents_only.md, "Sixth session"); `by_condition` ranks above
-# the preset.
-# Unmeasured since issue 23: every figure above was measured on the glossary version of the stream (48
-# documents of about 95 words, about 4,500 words a domain). The domains are now real prose (lifelong/data/
-# fields.py: about 25 documents of about 300 words, 7,500 words a domain; more sub-word tokens for code and
-# math), so a round trains on more text, and 4 documents' perplexity reads about 3x the words.
-# `practice.max_per_sentence: 1` and `restatement_texts: false` were chosen on glossary sentences ("The
-# medical term for X is Y."); on prose they still cap practice's cost, but the 15-minute figure and these
-# two practice settings need a new measurement on the new stream (kept as they were: not retuned).
+# hardware has it. Practice (a piece of condition e) keeps one question a sentence, a definition's
+# "What is the medical term for X?", and no reverse restatements ("Y is the medical term for X."; the
+# stream asks one direction only): all of its rules made 4-5x d's training tokens a round. Condition e
+# trains 2 epochs here, not its preset's 3: with 3 it learned 0.657 against a's 0.408 but took 2.08x d's
+# wall time (docs/documents_only.md, "Sixth session"); `by_condition` ranks above the preset.
 RECOMMENDED_SETTINGS: dict[str, dict] = {
     "five-domains": {"training": {"epochs": 2, "group_by_length": True}, "mixed_precision": "auto",
                      "evaluation": {"max_items": 80, "exam_max_items": 30, "exam_rows": "ends", "perplexity_docs": 4},
