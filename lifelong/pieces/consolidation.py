@@ -150,15 +150,14 @@ class Consolidation(Piece):
         items = self._material(episodes)
         before = self._measure(episodes, adapters=True)
         snapshot = self._base_snapshot()
-        self._protect = self.fisher
         if self.options.method == "merge":
             self._add_merged_adapter(episodes)
             steps = self._distil(items, self.options.repair_epochs, rehearse=self.options.repair == "rehearse")
         elif self.options.method == "rehearse":
             self._add_sleep_adapter()
             # learning the labels pulls harder than matching a teacher: guard what the old material needs now
-            self._protect = self._combined(self.fisher, self._estimate_fisher([i for i in items if i[1] == BASE]))
-            steps = self._distil(items, self.options.epochs, rehearse=True)
+            protect = self._combined(self.fisher, self._estimate_fisher([i for i in items if i[1] == BASE]))
+            steps = self._distil(items, self.options.epochs, rehearse=True, protect=protect)
         else:
             self._add_sleep_adapter()
             steps = self._distil(items, self.options.epochs)
@@ -317,17 +316,19 @@ class Consolidation(Piece):
         return [{"params": ps, "lr": self.options.lr * self.options.xi ** (n_layers - d)}
                 for d, ps in sorted(groups.items())]
 
-    def _penalty(self) -> torch.Tensor | None:
-        fisher = getattr(self, "_protect", self.fisher)
+    def _penalty(self, fisher: dict[str, torch.Tensor]) -> torch.Tensor | None:
         if not fisher or self.options.ewc_lambda == 0:
             return None
         terms = [(fisher[n].to(p.device) * (p - self._anchor[n]).pow(2)).sum()
                  for n, p in self._sleep_params() if n in fisher and fisher[n].shape == p.shape]
         return 0.5 * self.options.ewc_lambda * torch.stack(terms).sum() if terms else None
 
-    def _distil(self, items: list[tuple[object, str]], epochs: int, rehearse: bool = False) -> int:
+    def _distil(self, items: list[tuple[object, str]], epochs: int, rehearse: bool = False,
+                protect: dict[str, torch.Tensor] | None = None) -> int:
         """Train the consolidation adapter on KL to the teachers (with `rehearse`: on the episode examples'
-        own labels, KL to the base elsewhere); returns the optimizer steps taken."""
+        own labels, KL to the base elsewhere) under EWC with the Fisher `protect` (default: the accumulated
+        one); returns the optimizer steps taken."""
+        protect = self.fisher if protect is None else protect
         from lifelong.training import collate, tokenize_examples
 
         cfg, o = self.context.config.training, self.options
@@ -354,7 +355,7 @@ class Consolidation(Piece):
                     loss = rehearsal_loss(model(**inputs).logits, teacher, batch["labels"], learn_rows, o.temperature)
                 else:
                     loss = distillation_loss(model(**inputs).logits, teacher, batch["labels"], o.temperature)
-                extra = self._penalty()
+                extra = self._penalty(protect)
                 if extra is not None:
                     loss = loss + extra
                 if not torch.isfinite(loss):
