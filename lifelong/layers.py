@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, str, tuple[str, ...]]] = [
       "lifelong.parallel", "lifelong.layers")),
     ("data", "records and their files, sources, the general set, prepared-stream paths, stream.yaml settings",
      ("lifelong.data", "lifelong.data.records", "lifelong.data.sources", "lifelong.data.sources.*",
-      "lifelong.data.prepared", "lifelong.data.general", "lifelong.data.stream_spec")),
+      "lifelong.data.prepared", "lifelong.data.general", "lifelong.data.stream_spec", "lifelong.data.fields")),
     ("options", "the config schema: every piece's options (lifelong/options/), assembled by config.py",
      ("lifelong.options", "lifelong.options.*", "lifelong.config")),
     ("models", "loading models, their layer structure, generation, prompts and scoring",
