@@ -55,6 +55,44 @@ def tokenize_examples(tokenizer, examples: Sequence[Example], max_length: int,
     return features
 
 
+def fit_to_length(tokenizer, examples: Sequence[Example], max_length: int) -> list[Example]:
+    """The examples with each prompt-less one that is longer than `max_length` tokens (its end-of-sequence
+    token included) cut into consecutive pieces that fit, at a line's or sentence's end where one falls in
+    the window's second half: `tokenize_examples` would otherwise learn only a long document's first window."""
+    out: list[Example] = []
+    for example in examples:
+        out += [example] if example.prompt else [Example(text=piece, source=example.source)
+                                                 for piece in _pieces(tokenizer, example.text, max_length)]
+    return out
+
+
+def _pieces(tokenizer, text: str, max_length: int) -> list[str]:
+    if not getattr(tokenizer, "is_fast", False):  # no character offsets: truncated as before
+        return [text]
+    starts = [start for start, _ in tokenizer(text, add_special_tokens=False,
+                                              return_offsets_mapping=True)["offset_mapping"]]
+    if len(starts) + 1 <= max_length:
+        return [text]
+    budget = max(4, max_length - 1 - max_length // 16)  # room for the eos and for a re-tokenised cut
+    pieces, first = [], 0
+    while len(starts) - first > budget:
+        cut = _cut(text, starts, first, first + budget)
+        pieces.append(text[starts[first]:starts[cut]])
+        first = cut
+    pieces.append(text[starts[first]:])
+    return [piece.strip() for piece in pieces if piece.strip()]
+
+
+def _cut(text: str, starts: list[int], first: int, limit: int) -> int:
+    """The token, after `first` and at most `limit`, that begins the next piece: the last in the window's
+    second half that begins a line, else the last that follows a sentence's end, else `limit`."""
+    window = range(limit, (first + limit) // 2, -1)
+    line = next((t for t in window if text[:starts[t]].endswith("\n") or text.startswith("\n", starts[t])), None)
+    if line is not None:
+        return line
+    return next((t for t in window if text[:starts[t]].rstrip(" ").endswith((".", "!", "?", ";"))), limit)
+
+
 def collate(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     width = max(len(f["input_ids"]) for f in features)
     batch = {

@@ -32,6 +32,7 @@ from lifelong.examples import (  # noqa: F401  (imported from here too)
     Example,
     collate,
     collate_shard,
+    fit_to_length,
     shard_batch,
     tokenize_examples,
 )
@@ -146,6 +147,7 @@ class TrainingLoop:
         cfg = self.config
         checkpoints = checkpoints or Checkpointing()
         seed_everything(seed)
+        examples = fit_to_length(tokenizer, examples, cfg.max_length)
         epochs = cfg.epochs
         if steps is not None:
             per_epoch = max(1, len(plan_epochs(examples, pieces, cfg.batch_size, 1, seed, cfg.group_by_length)[0]))

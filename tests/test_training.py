@@ -10,7 +10,7 @@ from lifelong.learner import Learner
 from lifelong.models import tiny_model
 from lifelong.pieces import build_pieces
 from lifelong.pieces.base import Piece
-from lifelong.training import Example, tokenize_examples
+from lifelong.training import Example, fit_to_length, tokenize_examples
 
 DOMAIN = Domain("zorb", documents=[Document("The zorb of Plinth is blue.")],
                 items=[QAItem("What color is the zorb of Plinth?", "blue"),
@@ -35,6 +35,32 @@ def test_prompt_tokens_are_masked_out_of_the_loss(tiny):
     n_prompt = len(tokenizer("Question: Q?\nAnswer:", add_special_tokens=False)["input_ids"])
     assert all(label == -100 for label in feature["labels"][:n_prompt])
     assert feature["labels"][n_prompt:] == feature["input_ids"][n_prompt:]
+
+
+def test_a_long_document_is_learned_in_pieces_not_cut_at_max_length(tiny):
+    _, tokenizer = tiny
+    sentences = [f"Line {i} says that the river number {i} runs north." for i in range(60)]
+    text = "\n".join(sentences)
+    assert len(tokenizer(text)["input_ids"]) > 3 * 64
+    question = Example(prompt="Question: Q?\nAnswer:", text=" blue")
+    pieces = fit_to_length(tokenizer, [Example(text=text), question], 64)
+    assert pieces[-1] == question  # prompted examples are left as they are
+    documents = pieces[:-1]
+    assert len(documents) >= 3
+    assert all(len(f["input_ids"]) < 64 for f in tokenize_examples(tokenizer, documents, 64))
+    assert "\n".join(piece.text for piece in documents) == text  # nothing lost, cut at the lines' ends
+    assert fit_to_length(tokenizer, [Example(text="Short.")], 64) == [Example(text="Short.")]
+
+
+def test_the_training_loop_learns_every_piece_of_a_long_document(tiny):
+    _, tokenizer = tiny
+    config = load_config(overrides={"condition": "a", "training": {"epochs": 1, "batch_size": 1, "max_length": 64},
+                                    "evaluation": {"progress": False}})
+    text = "\n".join(f"Fact {i}: the stone number {i} is heavy." for i in range(40))
+    domain = Domain(name="long", documents=[Document(text)])
+    stats = Learner(tiny_model(tokenizer, seed=0), tokenizer, build_pieces(["full_finetune"], config),
+                    config).learn(domain, seed=0)
+    assert stats.steps == len(fit_to_length(tokenizer, [Example(text=text)], 64)) > 1
 
 
 def test_full_finetuning_changes_every_layer(tiny):
