@@ -273,3 +273,17 @@ def test_a_rehearse_sleep_trains_on_the_days_labels_under_ewc_and_drops_the_adap
     assert learner.pieces[0].adapters == []
     assert log_ppl(learner, PLINTH, adapters=False) < base_ppl - 0.15  # the base learned the day's documents
     assert learner.pieces[1].fisher  # the online EWC Fisher carries to the next sleep
+
+
+@pytest.mark.parametrize("replies", [True, False])
+def test_the_sleep_keeps_the_canary_on_the_bases_own_replies_never_its_answers(replies):
+    learner = build(canary_replies=replies)
+    learner.learn(PLINTH, seed=1)
+    question = "What color is the zorb of Plinth?"
+    learner.context.stream = type("Stream", (), {"canary": Domain("canary", [], [QAItem(question, "purple")])})()
+    material = [e.text for e, teacher in learner.pieces[1]._material(["episode-1"]) if e.source == "canary"]
+    context = learner.evaluator.context_text(question)
+    with learner.model.disable_adapter():
+        reply = learner.evaluator.generate(learner.model, [context])[0].split("\n")[0].strip()
+    assert material == ([f"{context} {reply}\n"] if replies else [context])
+    assert "purple" not in material[0]

@@ -38,6 +38,8 @@ class ConsolidationConfig(Section):
     xi: float = Field(0.9, gt=0, le=1, description="layer-wise LR decay of the consolidation adapter")
     ewc_lambda: float = Field(100.0, ge=0, description="online EWC strength over the consolidation adapter")
     replay_examples: int = Field(64, ge=0, description="old examples (core set + replay buffer) mixed in")
+    canary_replies: bool = Field(True, description="the canary prompts carry the base's own greedy reply (never "
+                                 "the canary's answers), so that the KL to the base covers the answer's tokens too")
     temperature: float = Field(1.0, gt=0, description="distillation temperature")
     max_canary_drop: float = Field(0.05, ge=0, le=1, description="self-test: the canary may fall by at most this "
                                    "fraction of its pre-sleep score")

@@ -5,8 +5,9 @@ Every `every` episodes (or on command: `lifelong learn --sleep`, `Consolidation.
 
 1. material, interleaved in shuffled batches: each pending episode's training examples (teacher:
    base + that episode's adapter), old material (the core set and the replay buffer, up to
-   `replay_examples`; teacher: the base itself) and the canary questions as prompts only (teacher:
-   the base; the target is the model's own output distribution there, never the canary answers);
+   `replay_examples`; teacher: the base itself) and the canary questions as prompts, each followed by
+   the base's own greedy reply (`canary_replies`; teacher: the base; the target is the model's own output
+   distribution there, never the canary answers);
 2. the student is the base plus a fresh consolidation LoRA adapter (`sleep`), trained on the KL
    divergence from the teacher's next-token distributions (temperature `temperature`), under
    layer-wise LR decay (lr * xi^(L-l)) and an online EWC penalty over the consolidation adapter
@@ -52,6 +53,7 @@ from peft.tuners.lora import LoraLayer
 from lifelong.config import ConsolidationConfig, EwcConfig
 from lifelong.data.records import parse_record, record_to_json
 from lifelong.errors import ConfigError
+from lifelong.evaluation import prompts
 from lifelong.examples import plain_examples
 from lifelong.model_layers import count_layers, depth
 from lifelong.pieces.base import Piece
@@ -231,13 +233,26 @@ class Consolidation(Piece):
             old += [e for d, e in replay.buffer if d not in pending_domains]
         old = rng.sample(old, min(self.options.replay_examples, len(old)))
         items += [(e, BASE) for e in old]
-        canary = self._canary()
-        if canary is not None:
-            evaluator = self._evaluator()
-            items += [(Example(text=evaluator.context_text(item.question), source="canary"), BASE)
-                      for item in canary.eval_items]
+        items += [(Example(text=text, source="canary"), BASE) for text in self._canary_texts()]
         rng.shuffle(items)
         return items
+
+    def _canary_texts(self) -> list[str]:
+        """The canary prompts, each followed (`canary_replies`) by the base's own greedy reply (few-shot: its
+        first line, as the evaluator reads it)."""
+        canary = self._canary()
+        if canary is None:
+            return []
+        evaluator, model = self._evaluator(), self.context.model
+        contexts = [evaluator.context_text(item.question) for item in canary.eval_items]
+        if not self.options.canary_replies:
+            return contexts
+        with model.disable_adapter():
+            replies = evaluator.generate(model, contexts, "canary replies")
+        if evaluator.prompt.mode == "chat":
+            return [context + reply for context, reply in zip(contexts, replies, strict=True)]
+        return [context + prompts.answer_continuation(reply.split("\n", 1)[0]) + "\n"
+                for context, reply in zip(contexts, replies, strict=True)]
 
     def _canary(self):
         stream = getattr(self.context, "stream", None)
@@ -329,11 +344,12 @@ class Consolidation(Piece):
         own labels, KL to the base elsewhere) under EWC with the Fisher `protect` (default: the accumulated
         one); returns the optimizer steps taken."""
         protect = self.fisher if protect is None else protect
-        from lifelong.training import collate, tokenize_examples
+        from lifelong.training import collate, fit_to_length, tokenize_examples
 
         cfg, o = self.context.config.training, self.options
         model, tokenizer = self.context.model, self.context.tokenizer
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        items = [(piece, teacher) for e, teacher in items for piece in fit_to_length(tokenizer, [e], cfg.max_length)]
         features = tokenize_examples(tokenizer, [e for e, _ in items], cfg.max_length, keep_empty=True)
         pairs = [(f, teacher) for f, (_, teacher) in zip(features, items, strict=True) if f]
         optimizer = torch.optim.AdamW(self._param_groups(), lr=o.lr)
