@@ -9,6 +9,7 @@ questions only scored). Each method and seed teaches one state folder (out/<meth
 `lifelong.learn.learn`, the function behind `lifelong learn`: calls 1-3, a sleep call (`--sleep`, no
 documents), calls 4-6, a sleep call. Routing thresholds are chosen on practice questions only
 (`fast_adapters.route_thresholds_from: practice`). A state folder that already holds calls resumes.
+`--set consolidation.KEY=V` overrides the method's own settings (e.g. `consolidation.repair_epochs=2`).
 
 The table has one row per sleep (method, adapters in, the eval questions' gain over the base model
 before and after the sleep and the share kept, the sleep's own check on practice questions, canary
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         for method in args.method or list(METHODS):
             overrides = {**common, "pieces": ["fast_adapters", "replay", *args.extra_piece, "consolidation"],
                          "fast_adapters": {**common.get("fast_adapters", {}), "route_thresholds_from": "practice"},
-                         "consolidation": {**common.get("consolidation", {}), "every": 0, **METHODS[method]}}
+                         "consolidation": {**METHODS[method], **common.get("consolidation", {}), "every": 0}}
             label = "+".join([method, *args.extra_piece])
             state = args.out / f"{label}-s{seed}"
             history = teach(state, paths, overrides)
