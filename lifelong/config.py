@@ -63,7 +63,8 @@ class TrainingConfig(Section):
     epochs: int = Field(6, ge=1, le=1000)
     batch_size: int = Field(4, ge=1, le=4096)
     grad_accum: int = Field(1, ge=1, le=1024, description="micro-batches per optimizer step")
-    max_length: int = Field(256, ge=8, le=32768, description="tokens per training example")
+    max_length: int = Field(256, ge=8, le=32768, description="tokens per training example; a longer document "
+                            "is learned in consecutive pieces cut at lines' or sentences' ends")
     group_by_length: bool = Field(False, description="batch examples of similar length together (less padding); "
                                   "the order stays seeded and random at the level of batches")
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
