@@ -53,7 +53,7 @@ DOC_SUFFIXES = (".txt", ".md", ".jsonl")
 CHUNK_CHARS = 1000  # about 250 tokens: one training example at the default max_length 256
 SELF_TEACHING = ("gap_detection", "study_notes")  # issue-5 pieces, used when installed
 SELF_TEST = ("self_test",)
-TWO_SYSTEMS = ["fast_adapters", "replay", "consolidation"]
+TWO_SYSTEMS = ["fast_adapters", "replay", "practice", "distill", "consolidation"]  # preset f's pieces
 
 
 class StateLocked(LifelongError):

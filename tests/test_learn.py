@@ -114,9 +114,10 @@ def test_a_later_call_cannot_change_the_model(setup):
 
 def test_default_pieces_add_the_installed_self_teaching_and_self_test(monkeypatch):
     monkeypatch.setattr(learn_module, "PIECES", {"study_notes": object, "self_test": object})
-    assert default_pieces() == ["study_notes", "fast_adapters", "replay", "self_test", "consolidation"]
+    assert default_pieces() == ["study_notes", "fast_adapters", "replay", "practice", "distill", "self_test",
+                                "consolidation"]
     monkeypatch.setattr(learn_module, "PIECES", {})
-    assert default_pieces() == ["fast_adapters", "replay", "consolidation"]
+    assert default_pieces() == ["fast_adapters", "replay", "practice", "distill", "consolidation"]
 
 
 def test_a_state_config_from_an_older_version_drops_the_keys_it_no_longer_knows(tmp_path):
@@ -130,4 +131,5 @@ def test_a_state_config_from_an_older_version_drops_the_keys_it_no_longer_knows(
     data["replay"]["retired_option"], data["retired_section"] = 1, {"x": 1}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(data))
     config = learn_config(tmp_path, None, {})
-    assert config.model == "tiny" and config.pieces == ["fast_adapters", "replay", "consolidation"]
+    assert config.model == "tiny"
+    assert config.pieces == ["fast_adapters", "replay", "practice", "distill", "consolidation"]

@@ -129,7 +129,7 @@ def test_condition_f_runs_a_stream_and_resumes_with_its_adapters(user_stream, tm
                                     "out": str(tmp_path / "f"), "training": {"epochs": 1, "batch_size": 2},
                                     "evaluation": {"progress": False},
                                     "consolidation": {"every": 2, "epochs": 1, "min_transfer": 0.0}})
-    assert config.pieces == ["fast_adapters", "replay", "consolidation"]
+    assert config.pieces == ["fast_adapters", "replay", "practice", "distill", "consolidation"]
     undo = interrupt_before_domain(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt):
         Experiment(config).run()
