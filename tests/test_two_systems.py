@@ -182,7 +182,8 @@ def test_an_episode_adapter_starts_from_the_run_seed_whatever_drew_from_torch_be
 
 
 @pytest.mark.parametrize("weight, method_name", [(1.0, "merge (cat, 0 repair epochs)"),
-                                          (0.5, "merge (cat x 0.5, 0 repair epochs)")])
+                                          (0.3, "merge (cat x 0.3, 0 repair epochs)"),
+                                          ("mean", "merge (cat mean, 0 repair epochs)")])
 def test_a_merge_sleep_puts_exactly_the_weighted_sum_of_the_episode_updates_into_the_base(weight, method_name):
     from peft.tuners.lora import LoraLayer
 
@@ -190,7 +191,8 @@ def test_a_merge_sleep_puts_exactly_the_weighted_sum_of_the_episode_updates_into
                     min_answer_transfer=0.0)
     learner.learn(PLINTH, seed=1)
     learner.learn(QUARN, seed=2)
-    expected = {name: (m.get_base_layer().weight + weight * (m.get_delta_weight("episode-1")
+    scale = 0.5 if weight == "mean" else weight  # two episodes
+    expected = {name: (m.get_base_layer().weight + scale * (m.get_delta_weight("episode-1")
                                                              + m.get_delta_weight("episode-2")))
                 .detach().clone() for name, m in learner.model.named_modules() if isinstance(m, LoraLayer)}
     record = learner.pieces[1].sleep()

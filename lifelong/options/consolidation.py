@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from lifelong.options.base import Section
 
@@ -22,8 +22,15 @@ class ConsolidationConfig(Section):
     merge_type: Literal["cat", "ties_svd", "dare_ties_svd", "dare_linear_svd", "svd"] = Field(
         "cat", description="PEFT's add_weighted_adapter combination_type; cat is the exact sum of the adapters' "
         "updates, the svd kinds trim (TIES) or drop (DARE) entries of the summed update, then refactor it")
-    merge_weight: float = Field(1.0, gt=0, le=1, description="merge: each episode adapter's weight in the "
-                                "combination (1: their sum; 1/n of n adapters: their mean)")
+    merge_weight: float | Literal["mean"] = Field(1.0, description="merge: each episode adapter's weight in the "
+                                                  "combination, in (0, 1] (1: their sum), or mean: 1/n of n adapters")
+
+    @field_validator("merge_weight")
+    @classmethod
+    def _weight_in_range(cls, value):
+        if value != "mean" and not 0 < value <= 1:
+            raise ValueError("must be in (0, 1] or 'mean'")
+        return value
     density: float = Field(0.5, gt=0, le=1, description="share of each update's entries that TIES/DARE keep")
     repair_epochs: int = Field(1, ge=0, le=100, description="merge: distillation epochs after the merge "
                                "(0: the merge alone)")

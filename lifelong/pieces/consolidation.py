@@ -211,7 +211,7 @@ class Consolidation(Piece):
     def _method_name(self) -> str:
         o = self.options
         repair = "" if o.repair == "distill" else f" of {o.repair}"
-        weight = "" if o.merge_weight == 1 else f" x {o.merge_weight:g}"
+        weight = "" if o.merge_weight == 1 else " mean" if o.merge_weight == "mean" else f" x {o.merge_weight:g}"
         return f"merge ({o.merge_type}{weight}, {o.repair_epochs} repair epochs{repair})" if o.method == "merge" \
             else o.method
 
@@ -309,7 +309,8 @@ class Consolidation(Piece):
         density = {"density": o.density} if o.merge_type not in ("cat", "svd") else {}
         with torch.random.fork_rng():
             torch.manual_seed(self.context.config.seed)
-            model.add_weighted_adapter(episodes, [o.merge_weight] * len(episodes), SLEEP, combination_type=o.merge_type,
+            weight = 1 / len(episodes) if o.merge_weight == "mean" else o.merge_weight
+            model.add_weighted_adapter(episodes, [weight] * len(episodes), SLEEP, combination_type=o.merge_type,
                                        **svd, **density)
         self._train_sleep_adapter()
 
