@@ -25,12 +25,6 @@ class ConsolidationConfig(Section):
     merge_weight: float | Literal["mean"] = Field(1.0, description="merge: each episode adapter's weight in the "
                                                   "combination, in (0, 1] (1: their sum), or mean: 1/n of n adapters")
 
-    @field_validator("merge_weight")
-    @classmethod
-    def _weight_in_range(cls, value):
-        if value != "mean" and not 0 < value <= 1:
-            raise ValueError("must be in (0, 1] or 'mean'")
-        return value
     density: float = Field(0.5, gt=0, le=1, description="share of each update's entries that TIES/DARE keep")
     repair_epochs: int = Field(1, ge=0, le=100, description="merge: distillation epochs after the merge "
                                "(0: the merge alone)")
@@ -55,3 +49,10 @@ class ConsolidationConfig(Section):
     min_answer_transfer: float = Field(0.5, ge=0, le=1, description="self-test: share of the adapters' "
                                        "closed-book accuracy gain on the episodes' practice questions the base "
                                        "must keep (not checked where the episodes have no practice questions)")
+
+    @field_validator("merge_weight")
+    @classmethod
+    def _weight_in_range(cls, value):
+        if value != "mean" and not 0 < value <= 1:
+            raise ValueError("must be in (0, 1] or 'mean'")
+        return value
